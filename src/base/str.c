@@ -1,0 +1,115 @@
+#include <errno.h>
+#include <string.h>
+
+#include "base/str.h"
+
+static inline char lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+struct sw_str sw_str_c(const char *cstr)
+{
+	return (struct sw_str){ cstr, cstr ? strlen(cstr) : 0 };
+}
+
+bool sw_str_eq(struct sw_str a, struct sw_str b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+bool sw_str_ieq(struct sw_str a, struct sw_str b)
+{
+	if (a.len != b.len)
+		return false;
+	for (size_t i = 0; i < a.len; i++)
+		if (lower(a.p[i]) != lower(b.p[i]))
+			return false;
+	return true;
+}
+
+bool sw_str_ieq_c(struct sw_str a, const char *cstr)
+{
+	return sw_str_ieq(a, sw_str_c(cstr));
+}
+
+bool sw_str_iprefix(struct sw_str s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return s.len >= n && sw_str_ieq(sw_str_mk(s.p, n), sw_str_mk(prefix, n));
+}
+
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+struct sw_str sw_str_trim(struct sw_str s)
+{
+	while (s.len && is_ws(s.p[0])) {
+		s.p++;
+		s.len--;
+	}
+	while (s.len && is_ws(s.p[s.len - 1]))
+		s.len--;
+	return s;
+}
+
+int sw_str_to_u64(struct sw_str s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (s.len == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned d = (unsigned char)s.p[i] - '0';
+		if (d > 9)
+			return -EINVAL;
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	if (v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int sw_str_copy(struct sw_str s, char *dst, size_t cap)
+{
+	if (cap == 0 || s.len >= cap)
+		return -ENOSPC;
+	if (s.len)
+		memcpy(dst, s.p, s.len);
+	dst[s.len] = '\0';
+	return 0;
+}
+
+static bool glob_at(const char *pat, const char *s, size_t len, unsigned depth)
+{
+	if (depth > 64)
+		return false;
+	for (; *pat; pat++) {
+		if (*pat == '*') {
+			while (pat[1] == '*')
+				pat++;
+			if (!pat[1])
+				return true;
+			for (size_t i = 0; i <= len; i++)
+				if (glob_at(pat + 1, s + i, len - i, depth + 1))
+					return true;
+			return false;
+		}
+		if (len == 0)
+			return false;
+		if (*pat != '?' && lower(*pat) != lower(*s))
+			return false;
+		s++;
+		len--;
+	}
+	return len == 0;
+}
+
+bool sw_glob_imatch(const char *pattern, struct sw_str s)
+{
+	return glob_at(pattern, s.p ? s.p : "", s.len, 0);
+}

@@ -1,0 +1,49 @@
+#ifndef SW_SIP_TXN_H
+#define SW_SIP_TXN_H
+
+#include "base/siphash.h"
+#include "sip/sip-t.h"
+#include "sip/txn-t.h"
+
+void sip_timers_default(struct sip_timers *t);
+
+/* A bounded table of `cap` transactions; no allocation after creation
+ * except for stored replies larger than the inline slot. */
+struct sip_txn_table *sip_txn_table_new(unsigned cap, const struct sw_hkey *key,
+					const struct sip_timers *timers);
+void sip_txn_table_free(struct sip_txn_table *t);
+unsigned sip_txn_count(const struct sip_txn_table *t);
+
+/* Match a request against the table (RFC 3261 §17.2.3: branch + sent-by +
+ * method, ACK matching its INVITE; RFC 2543 fallback when the branch lacks
+ * the magic cookie). For a new request, creates the transaction and
+ * returns SIP_TXN_NEW with *out set. For SIP_TXN_RETRANSMIT, *out is the
+ * existing transaction: resend sip_txn_reply(*out). */
+enum sip_txn_match sip_txn_receive(struct sip_txn_table *t, const struct sip_msg *m,
+				   const struct sip_txn_dest *src, uint64_t now_ms,
+				   struct sip_txn **out);
+
+/* The INVITE transaction a CANCEL refers to (§9.2), or NULL. */
+struct sip_txn *sip_txn_find_cancelled(struct sip_txn_table *t, const struct sip_msg *cancel);
+
+/* Record the reply (copied) and move the state machine: provisional keeps
+ * PROCEEDING, 2xx to an INVITE terminates, any other final goes COMPLETED
+ * and arms Timer G/H (INVITE, unreliable) or J (non-INVITE). */
+int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
+		    size_t len, unsigned status, uint64_t now_ms);
+
+/* The last reply stored, for retransmission. */
+const char *sip_txn_reply(const struct sip_txn *x, size_t *len);
+const struct sip_txn_dest *sip_txn_dest(const struct sip_txn *x);
+enum sip_txn_state sip_txn_state(const struct sip_txn *x);
+bool sip_txn_is_invite(const struct sip_txn *x);
+
+typedef void (*sip_txn_send_fn)(void *ctx, const struct sip_txn_dest *d,
+				const char *buf, size_t len);
+
+/* Fire due timers: retransmit (Timer G) through send, expire transactions
+ * (H, I, J; and transactions never answered after 64*T1). Returns ms until
+ * the next deadline, or UINT64_MAX when nothing is armed. */
+uint64_t sip_txn_tick(struct sip_txn_table *t, uint64_t now_ms, sip_txn_send_fn send, void *ctx);
+
+#endif

@@ -1,0 +1,38 @@
+/* One interface for every transport (DESIGN.md "Architecture"); UDP and
+ * TCP now, TLS and WebSocket slot in as more `enum sw_proto` values. */
+#ifndef SW_TRANSPORT_TRANSPORT_T_H
+#define SW_TRANSPORT_TRANSPORT_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "sip/sip-t.h"
+#include "sip/txn-t.h"
+
+enum sw_proto { SW_PROTO_UDP = 0, SW_PROTO_TCP, SW_PROTO_TLS, SW_PROTO_WS, SW_PROTO_WSS };
+
+/* A received message and where it came from. For streams, buf holds one
+ * complete framed message; for UDP, the raw datagram. */
+struct sw_rx {
+	const char *buf;
+	size_t len;
+	struct sip_txn_dest from;   /* proto, peer addr, conn_id / udp fd */
+	const struct sockaddr *local; /* the listening address it arrived on */
+};
+
+/* Called by the transport for each datagram / framed message. Must not
+ * keep buf after returning. */
+typedef void (*sw_rx_fn)(void *ctx, const struct sw_rx *rx);
+
+struct sw_tp_conf {
+	struct sip_limits limits;      /* max_msg bounds stream buffers */
+	unsigned tcp_idle_s;           /* close idle connections (default 300; registrations refresh) */
+	unsigned tcp_max_conns;        /* per worker (default 4096) */
+	unsigned tcp_max_conns_per_ip; /* per worker (default 64) */
+	unsigned udp_batch;            /* recvmmsg/sendmmsg batch (default 32) */
+};
+
+struct sw_tp; /* one per worker: its sockets, connections and send batch */
+
+#endif

@@ -1,0 +1,33 @@
+#ifndef SW_TRANSPORT_TRANSPORT_H
+#define SW_TRANSPORT_TRANSPORT_H
+
+#include <event2/event.h>
+
+#include "transport/transport-t.h"
+
+void sw_tp_conf_default(struct sw_tp_conf *c);
+
+/* Transport state of one worker, on its own event base. */
+struct sw_tp *sw_tp_new(struct event_base *base, const struct sw_tp_conf *conf,
+			sw_rx_fn on_rx, void *ctx);
+void sw_tp_free(struct sw_tp *tp);
+
+/* Open a listener on this worker. Every worker opens its own socket on the
+ * same address with SO_REUSEPORT; the kernel spreads datagrams and
+ * connections. 0 or -errno. */
+int sw_tp_listen(struct sw_tp *tp, enum sw_proto proto, const struct sockaddr *addr, socklen_t alen);
+
+/* Send to a peer. UDP: queued into the worker's sendmmsg batch, flushed at
+ * the end of the current receive batch (or by sw_tp_flush). Streams: on the
+ * connection dest->conn_id if it is still open, else -ENOTCONN (a later
+ * issue opens outgoing connections). */
+int sw_tp_send(struct sw_tp *tp, const struct sip_txn_dest *dest, const char *buf, size_t len);
+void sw_tp_flush(struct sw_tp *tp);
+
+/* Connections currently open on this worker (metrics, tests). */
+unsigned sw_tp_conn_count(const struct sw_tp *tp);
+
+const char *sw_proto_name(enum sw_proto p);       /* "udp", "tcp", … */
+int sw_proto_parse(const char *name, enum sw_proto *out);
+
+#endif
