@@ -31,6 +31,27 @@ struct sw_tp_conf {
 	unsigned tcp_max_conns;        /* per worker (default 4096) */
 	unsigned tcp_max_conns_per_ip; /* per worker (default 64) */
 	unsigned udp_batch;            /* recvmmsg/sendmmsg batch (default 32) */
+	size_t tcp_out_max;            /* bytes queued for one connection before it is
+	                                * closed: a peer that does not read must not
+	                                * grow our memory (default 1 MiB) */
+};
+
+/* Counters of one worker's transport (library code does not log, STYLE.md §7). */
+struct sw_tp_stats {
+	uint64_t udp_rx;             /* datagrams delivered */
+	uint64_t udp_rx_trunc;       /* dropped: longer than limits.max_msg */
+	uint64_t udp_rx_keepalive;   /* dropped: CRLF-only keepalive datagrams */
+	uint64_t udp_tx;             /* datagrams handed to the kernel */
+	uint64_t udp_tx_err;         /* datagrams the kernel refused (dropped) */
+	uint64_t tcp_accepted;
+	uint64_t tcp_refused_max;    /* over tcp_max_conns: accepted and closed */
+	uint64_t tcp_refused_ip;     /* over tcp_max_conns_per_ip */
+	uint64_t tcp_rx;             /* framed messages delivered */
+	uint64_t tcp_pings;          /* RFC 5626 §3.5.1 CRLFCRLF pings answered */
+	uint64_t tcp_closed_peer;    /* EOF or socket error */
+	uint64_t tcp_closed_idle;    /* tcp_idle_s without input */
+	uint64_t tcp_closed_frame;   /* unrecoverable framing error (RFC 4475 ncl, mcl01) */
+	uint64_t tcp_closed_outbuf;  /* output over tcp_out_max */
 };
 
 struct sw_tp; /* one per worker: its sockets, connections and send batch */

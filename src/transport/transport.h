@@ -18,7 +18,10 @@ void sw_tp_free(struct sw_tp *tp);
 int sw_tp_listen(struct sw_tp *tp, enum sw_proto proto, const struct sockaddr *addr, socklen_t alen);
 
 /* Send to a peer. UDP: queued into the worker's sendmmsg batch, flushed at
- * the end of the current receive batch (or by sw_tp_flush). Streams: on the
+ * the end of the current receive batch (or by sw_tp_flush); dest->fd picks
+ * the socket, and when it is not one of ours (e.g. -1 for a request we
+ * originate) the first UDP socket of the destination's family is used.
+ * Streams: on the
  * connection dest->conn_id if it is still open, else -ENOTCONN (a later
  * issue opens outgoing connections). */
 int sw_tp_send(struct sw_tp *tp, const struct sip_txn_dest *dest, const char *buf, size_t len);
@@ -26,6 +29,13 @@ void sw_tp_flush(struct sw_tp *tp);
 
 /* Connections currently open on this worker (metrics, tests). */
 unsigned sw_tp_conn_count(const struct sw_tp *tp);
+
+void sw_tp_stats(const struct sw_tp *tp, struct sw_tp_stats *out);
+
+/* The i-th listener of this worker (in sw_tp_listen order) and the address
+ * it is bound to (the real port when port 0 was asked); NULL past the end. */
+const struct sockaddr *sw_tp_listener(const struct sw_tp *tp, unsigned i,
+				      enum sw_proto *proto, socklen_t *alen);
 
 const char *sw_proto_name(enum sw_proto p);       /* "udp", "tcp", … */
 int sw_proto_parse(const char *name, enum sw_proto *out);

@@ -1,0 +1,546 @@
+/* TCP: a SO_REUSEPORT listener per worker; accepted connections belong to
+ * the worker. Content-Length framing by sip_frame (RFC 3261 §18.3), CRLF
+ * keepalives (RFC 5626 §3.5.1), bounded input and output per connection. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "sip/parse.h"
+#include "transport/tp-int.h"
+
+#define TCP_BACKLOG 1024
+#define TCP_ACCEPT_BUDGET 64
+#define TCP_READ_BUDGET 4
+#define TCP_IN_INITIAL 4096
+#define TCP_WRITE_IOV 16
+
+enum close_why { CLOSE_PEER, CLOSE_IDLE, CLOSE_FRAME, CLOSE_OUTBUF, CLOSE_LOCAL };
+
+/* ---- connections per peer IP ---- */
+
+static void ip_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		/* IPv4 as v4-mapped, so both spellings count together. */
+		memset(key, 0, 10);
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &in->sin_addr, 4);
+	} else {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		memcpy(key, &in6->sin6_addr, 16);
+	}
+}
+
+static struct tp_ipent *ip_find(struct sw_tp *tp, const uint8_t key[16], bool create)
+{
+	uint32_t h = (uint32_t)sw_siphash(&tp->hkey, key, 16);
+	for (uint32_t i = h & tp->ip_mask;; i = (i + 1) & tp->ip_mask) {
+		struct tp_ipent *e = &tp->ip[i];
+		if (e->n == 0) {
+			if (!create)
+				return NULL;
+			memcpy(e->ip, key, 16);
+			e->h = h;
+			return e;
+		}
+		if (e->h == h && memcmp(e->ip, key, 16) == 0)
+			return e;
+	}
+}
+
+static unsigned ip_count(struct sw_tp *tp, const uint8_t key[16])
+{
+	const struct tp_ipent *e = ip_find(tp, key, false);
+	return e ? e->n : 0;
+}
+
+static void ip_inc(struct sw_tp *tp, const uint8_t key[16])
+{
+	/* Never full: at most tcp_max_conns live IPs in 2x as many buckets. */
+	ip_find(tp, key, true)->n++;
+}
+
+static void ip_dec(struct sw_tp *tp, const uint8_t key[16])
+{
+	struct tp_ipent *e = ip_find(tp, key, false);
+	if (!e || --e->n > 0)
+		return;
+	/* Backward-shift deletion keeps probe chains intact without tombstones. */
+	uint32_t i = (uint32_t)(e - tp->ip), j = i;
+	for (;;) {
+		j = (j + 1) & tp->ip_mask;
+		struct tp_ipent *f = &tp->ip[j];
+		if (f->n == 0)
+			break;
+		uint32_t k = f->h & tp->ip_mask;
+		/* Move f back unless its home k lies cyclically in (i, j]. */
+		bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+		if (!stays) {
+			tp->ip[i] = *f;
+			i = j;
+		}
+	}
+	tp->ip[i].n = 0;
+}
+
+/* ---- connection table ---- */
+
+static struct tp_conn *conn_lookup(struct sw_tp *tp, uint32_t id)
+{
+	uint32_t idx = id & TP_SLOT_MAX;
+	if (id == 0 || idx >= tp->conf.tcp_max_conns)
+		return NULL;
+	const struct tp_slot *s = &tp->slots[idx];
+	if (!s->c || s->gen != (id >> TP_SLOT_BITS))
+		return NULL;
+	return s->c;
+}
+
+static void conn_free(struct tp_conn *c)
+{
+	if (c->rev)
+		event_free(c->rev);
+	if (c->wev)
+		event_free(c->wev);
+	if (c->out)
+		evbuffer_free(c->out);
+	free(c->in);
+	free(c);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_tp *tp = arg;
+	struct tp_conn *c = tp->dead;
+	tp->dead = NULL;
+	while (c) {
+		struct tp_conn *next = c->next_dead;
+		conn_free(c);
+		c = next;
+	}
+}
+
+/* Close now (the peer sees FIN, the id stops resolving) but free later:
+ * we may be inside one of c's callbacks (STYLE.md §6). */
+static void conn_close(struct tp_conn *c, enum close_why why)
+{
+	struct sw_tp *tp = c->tp;
+	if (c->closing)
+		return;
+	c->closing = true;
+	switch (why) {
+	case CLOSE_PEER: tp->st.tcp_closed_peer++; break;
+	case CLOSE_IDLE: tp->st.tcp_closed_idle++; break;
+	case CLOSE_FRAME: tp->st.tcp_closed_frame++; break;
+	case CLOSE_OUTBUF: tp->st.tcp_closed_outbuf++; break;
+	case CLOSE_LOCAL: break;
+	}
+	event_del(c->rev);
+	event_del(c->wev);
+	close(c->fd);
+	c->fd = -1;
+
+	uint32_t idx = c->id & TP_SLOT_MAX;
+	struct tp_slot *s = &tp->slots[idx];
+	s->c = NULL;
+	s->gen = (uint16_t)(s->gen >= TP_GEN_MAX ? 1 : s->gen + 1);
+	tp->free_q[(tp->free_head + tp->free_count) % tp->conf.tcp_max_conns] = idx;
+	tp->free_count++;
+	tp->nconn--;
+	ip_dec(tp, c->ipkey);
+
+	c->next_dead = tp->dead;
+	tp->dead = c;
+	event_active(tp->reap, EV_TIMEOUT, 0);
+}
+
+/* ---- output ---- */
+
+/* Write what the socket takes from c->out. 0, or -errno after closing. */
+static int conn_drain(struct tp_conn *c)
+{
+	while (evbuffer_get_length(c->out) > 0) {
+		struct evbuffer_iovec v[TCP_WRITE_IOV];
+		int nv = evbuffer_peek(c->out, -1, NULL, v, TCP_WRITE_IOV);
+		if (nv > TCP_WRITE_IOV)
+			nv = TCP_WRITE_IOV;
+		struct iovec iov[TCP_WRITE_IOV];
+		for (int i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)nv };
+		/* sendmsg, not writev: MSG_NOSIGNAL, no SIGPIPE from a gone peer. */
+		ssize_t n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			int err = -errno;
+			conn_close(c, CLOSE_PEER);
+			return err;
+		}
+		evbuffer_drain(c->out, (size_t)n);
+	}
+	if (evbuffer_get_length(c->out) > 0)
+		event_add(c->wev, NULL);
+	else
+		event_del(c->wev);
+	return 0;
+}
+
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_drain(arg);
+}
+
+static int conn_send(struct tp_conn *c, const char *buf, size_t len)
+{
+	size_t queued = evbuffer_get_length(c->out);
+	if (queued == 0) {
+		/* Common case: nothing pending, the kernel takes it all. */
+		while (len > 0) {
+			ssize_t n = send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				int err = -errno;
+				conn_close(c, CLOSE_PEER);
+				return err;
+			}
+			buf += n;
+			len -= (size_t)n;
+		}
+		if (len == 0)
+			return 0;
+	}
+	if (queued + len > c->tp->conf.tcp_out_max) {
+		/* A peer that does not read must not grow our memory. */
+		conn_close(c, CLOSE_OUTBUF);
+		return -ENOBUFS;
+	}
+	if (evbuffer_add(c->out, buf, len) < 0)
+		return -ENOMEM;
+	return conn_drain(c);
+}
+
+int tp_tcp_send(struct sw_tp *tp, uint32_t conn_id, const char *buf, size_t len)
+{
+	struct tp_conn *c = conn_lookup(tp, conn_id);
+	if (!c || c->closing)
+		return -ENOTCONN;
+	if (len == 0)
+		return 0;
+	return conn_send(c, buf, len);
+}
+
+/* ---- input ---- */
+
+static void deliver(struct tp_conn *c, const char *buf, size_t len)
+{
+	struct sw_tp *tp = c->tp;
+	struct sw_rx rx = {
+		.buf = buf,
+		.len = len,
+		.local = (const struct sockaddr *)&c->local,
+	};
+	rx.from.proto = SW_PROTO_TCP;
+	rx.from.reliable = true;
+	rx.from.conn_id = c->id;
+	rx.from.fd = -1;
+	rx.from.alen = c->peer_len;
+	memcpy(&rx.from.addr, &c->peer, c->peer_len);
+	tp->st.tcp_rx++;
+	tp->on_rx(tp->ctx, &rx);
+}
+
+/* True when b[0..n) could still become "\r\n\r\n". */
+static bool ping_prefix(const char *b, size_t n)
+{
+	return n < 4 && memcmp(b, "\r\n\r\n", n) == 0;
+}
+
+/* sip_frame, but a CR as the last byte received may still be followed by
+ * its LF: a segment boundary inside a CRLF is not a bare CR. */
+static ssize_t frame(struct sw_tp *tp, const char *b, size_t n)
+{
+	struct sip_perr err;
+	ssize_t m = sip_frame(b, n, &tp->conf.limits, &err);
+	if (m == -EBADMSG && n > 1 && b[n - 1] == '\r' &&
+	    sip_frame(b, n - 1, &tp->conf.limits, &err) == -EAGAIN)
+		return -EAGAIN;
+	return m;
+}
+
+/* Frame and deliver what is in c->in; keep the incomplete tail. */
+static void conn_process(struct tp_conn *c)
+{
+	struct sw_tp *tp = c->tp;
+	size_t pos = 0;
+	while (pos < c->in_len && !c->closing) {
+		const char *b = c->in + pos;
+		size_t n = c->in_len - pos;
+		/* Between messages. RFC 5626 §3.5.1: CRLFCRLF is a ping,
+		 * answered by one CRLF; RFC 3261 §7.5: other CRLFs before a
+		 * start-line are ignored. */
+		if (n >= 4 && memcmp(b, "\r\n\r\n", 4) == 0) {
+			tp->st.tcp_pings++;
+			pos += 4;
+			conn_send(c, "\r\n", 2);
+			continue;
+		}
+		if (b[0] == '\r' || b[0] == '\n') {
+			if (ping_prefix(b, n))
+				break;  /* maybe the start of a ping: wait */
+			pos++;
+			continue;
+		}
+		ssize_t m = frame(tp, b, n);
+		if (m == -EAGAIN) {
+			if (n >= tp->conf.limits.max_msg) {
+				/* Cannot complete within max_msg. */
+				conn_close(c, CLOSE_FRAME);
+				return;
+			}
+			break;
+		}
+		if (m <= 0 || (size_t)m > n) {
+			/* RFC 4475 ncl, mcl01: a stream cannot resynchronise
+			 * after a bad Content-Length; close it. */
+			conn_close(c, CLOSE_FRAME);
+			return;
+		}
+		pos += (size_t)m;
+		deliver(c, b, (size_t)m);
+	}
+	if (c->closing)
+		return;
+	if (pos > 0) {
+		memmove(c->in, c->in + pos, c->in_len - pos);
+		c->in_len -= pos;
+	}
+}
+
+/* Room to read into: grow by doubling up to max_msg. 0 or -errno. */
+static int conn_in_room(struct tp_conn *c)
+{
+	size_t max = c->tp->conf.limits.max_msg;
+	if (c->in_len < c->in_cap)
+		return 0;
+	if (c->in_cap >= max)
+		return -EMSGSIZE;
+	size_t cap = c->in_cap ? c->in_cap * 2 : TCP_IN_INITIAL;
+	if (cap > max)
+		cap = max;
+	char *p = realloc(c->in, cap);
+	if (!p)
+		return -ENOMEM;
+	c->in = p;
+	c->in_cap = cap;
+	return 0;
+}
+
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tp_conn *c = arg;
+	if (what & EV_TIMEOUT) {
+		/* EV_PERSIST re-arms the timeout on every read, so this fires
+		 * only after tcp_idle_s without input. */
+		conn_close(c, CLOSE_IDLE);
+		return;
+	}
+	for (unsigned round = 0; round < TCP_READ_BUDGET && !c->closing; round++) {
+		int rc = conn_in_room(c);
+		if (rc < 0) {
+			conn_close(c, rc == -EMSGSIZE ? CLOSE_FRAME : CLOSE_LOCAL);
+			return;
+		}
+		size_t room = c->in_cap - c->in_len;
+		ssize_t n = recv(fd, c->in + c->in_len, room, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				conn_close(c, CLOSE_PEER);
+			return;
+		}
+		if (n == 0) {
+			conn_close(c, CLOSE_PEER);
+			return;
+		}
+		c->in_len += (size_t)n;
+		conn_process(c);
+		if ((size_t)n < room)
+			return;
+	}
+}
+
+/* ---- accept ---- */
+
+static void conn_accept(struct tp_lsn *l, int fd, const struct sockaddr_storage *peer,
+			socklen_t plen)
+{
+	struct sw_tp *tp = l->tp;
+	uint8_t key[16];
+	ip_key((const struct sockaddr *)peer, key);
+	if (tp->nconn >= tp->conf.tcp_max_conns || tp->free_count == 0) {
+		tp->st.tcp_refused_max++;
+		close(fd);
+		return;
+	}
+	if (ip_count(tp, key) >= tp->conf.tcp_max_conns_per_ip) {
+		tp->st.tcp_refused_ip++;
+		close(fd);
+		return;
+	}
+	struct tp_conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->tp = tp;
+	c->fd = fd;
+	memcpy(&c->peer, peer, plen);
+	c->peer_len = plen;
+	memcpy(c->ipkey, key, 16);
+	socklen_t llen = sizeof(c->local);
+	if (getsockname(fd, (struct sockaddr *)&c->local, &llen) < 0)
+		memcpy(&c->local, &l->addr, sizeof(c->local));
+	c->rev = event_new(tp->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+	c->wev = event_new(tp->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
+	c->out = evbuffer_new();
+	if (!c->rev || !c->wev || !c->out || event_add(c->rev, tp->idle_tv) < 0) {
+		close(fd);
+		conn_free(c);
+		return;
+	}
+	int one = 1;
+	/* Replies are whole messages: do not hold them back for Nagle. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	uint32_t idx = tp->free_q[tp->free_head];
+	tp->free_head = (tp->free_head + 1) % tp->conf.tcp_max_conns;
+	tp->free_count--;
+	struct tp_slot *s = &tp->slots[idx];
+	s->c = c;
+	c->id = ((uint32_t)s->gen << TP_SLOT_BITS) | idx;
+	tp->nconn++;
+	ip_inc(tp, key);
+	tp->st.tcp_accepted++;
+}
+
+static void lsn_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tp_lsn *l = arg;
+	event_add(l->ev, NULL);
+}
+
+static void lsn_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tp_lsn *l = arg;
+	for (unsigned i = 0; i < TCP_ACCEPT_BUDGET; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		int cfd = accept4(fd, (struct sockaddr *)&peer, &plen,
+				  SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: a level-triggered
+				 * listener would spin; pause it briefly. */
+				static const struct timeval pause = { 0, 100000 };
+				event_del(l->ev);
+				event_add(l->resume, &pause);
+			}
+			return;
+		}
+		if (plen > sizeof(peer)) {
+			close(cfd);
+			continue;
+		}
+		conn_accept(l, cfd, &peer, plen);
+	}
+}
+
+int tp_tcp_open(struct sw_tp *tp, struct tp_lsn *l, const struct sockaddr *addr, socklen_t alen)
+{
+	int fd = tp_socket_bind(SOCK_STREAM, addr, alen);
+	if (fd < 0)
+		return fd;
+	l->fd = fd;
+	if (listen(fd, TCP_BACKLOG) < 0)
+		return -errno;
+	l->alen = sizeof(l->addr);
+	if (getsockname(fd, (struct sockaddr *)&l->addr, &l->alen) < 0)
+		return -errno;
+	l->ev = event_new(tp->base, fd, EV_READ | EV_PERSIST, lsn_accept_cb, l);
+	l->resume = evtimer_new(tp->base, lsn_resume_cb, l);
+	if (!l->ev || !l->resume || event_add(l->ev, NULL) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* ---- lifetime ---- */
+
+int tp_tcp_init(struct sw_tp *tp)
+{
+	unsigned n = tp->conf.tcp_max_conns;
+	tp->slots = calloc(n, sizeof(*tp->slots));
+	tp->free_q = calloc(n, sizeof(*tp->free_q));
+	if (!tp->slots || !tp->free_q)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		tp->slots[i].gen = 1;   /* ids are never 0 */
+		tp->free_q[i] = i;
+	}
+	tp->free_head = 0;
+	tp->free_count = n;
+
+	uint32_t cap = 16;
+	while (cap < 2 * n)
+		cap <<= 1;
+	tp->ip = calloc(cap, sizeof(*tp->ip));
+	if (!tp->ip)
+		return -ENOMEM;
+	tp->ip_mask = cap - 1;
+	int rc = sw_hkey_random(&tp->hkey);
+	if (rc < 0)
+		return rc;
+
+	tp->reap = event_new(tp->base, -1, 0, reap_cb, tp);
+	if (!tp->reap)
+		return -ENOMEM;
+	if (tp->conf.tcp_idle_s > 0) {
+		/* Every connection has the same timeout: libevent keeps a
+		 * common-timeout queue instead of a heap entry each. */
+		struct timeval tv = { (time_t)tp->conf.tcp_idle_s, 0 };
+		tp->idle_tv = event_base_init_common_timeout(tp->base, &tv);
+	}
+	return 0;
+}
+
+void tp_tcp_fini(struct sw_tp *tp)
+{
+	if (tp->slots) {
+		for (unsigned i = 0; i < tp->conf.tcp_max_conns; i++)
+			if (tp->slots[i].c)
+				conn_close(tp->slots[i].c, CLOSE_LOCAL);
+	}
+	if (tp->reap) {
+		reap_cb(-1, 0, tp);
+		event_free(tp->reap);
+	}
+	free(tp->slots);
+	free(tp->free_q);
+	free(tp->ip);
+}
