@@ -1,0 +1,81 @@
+/* The running server: shared state (read-only config, registrar) and the
+ * per-worker state (event loop, transports, transaction table). */
+#ifndef SW_SERVER_SERVER_T_H
+#define SW_SERVER_SERVER_T_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/siphash.h"
+#include "config/config-t.h"
+#include "registrar/registrar-t.h"
+#include "sip/sip-t.h"
+#include "sip/txn-t.h"
+
+struct event_base;
+struct event;
+struct sw_tp;
+struct sip_txn;
+struct sip_txn_table;
+
+/* A reply waiting for its binding change to be durable (issue 6: the 200
+ * goes out only for a committed binding). */
+struct sw_pending {
+	uint64_t ticket;        /* 0 = free slot */
+	struct sip_txn *txn;
+	struct sip_txn_dest dest;
+	uint64_t since_ms;
+	unsigned status_ok;     /* the status to send once committed */
+	size_t len;
+	char *resp;             /* the complete reply, built before the commit */
+	size_t cap;
+};
+
+#define SW_PENDING_MAX 4096
+#define SW_DONE_MAX 4096
+
+struct sw_server;
+
+struct sw_worker {
+	unsigned id;
+	struct sw_server *srv;
+	const struct sw_config *cfg;
+	pthread_t thread;
+	struct event_base *base;
+	struct sw_tp *tp;
+	struct sip_txn_table *txns;
+	struct event *tick_ev;
+
+	/* commit completions handed over by the store thread */
+	int done_fd;                       /* eventfd */
+	struct event *done_ev;
+	pthread_mutex_t done_lock;
+	struct { uint64_t ticket; int rc; } done[SW_DONE_MAX];
+	unsigned ndone;
+	struct sw_pending *pending;        /* SW_PENDING_MAX slots */
+	unsigned npending;
+
+	/* scratch, reused for every message: no allocation per request */
+	struct sip_hdr *hdrs;
+	char *out;
+	size_t out_cap;
+	char *extra;
+	size_t extra_cap;
+
+	/* counters (read by metrics later; written only by this worker) */
+	uint64_t rx_msgs, rx_bad, tx_msgs, retrans_absorbed;
+};
+
+struct sw_server {
+	const struct sw_config *cfg;
+	struct sw_registrar *reg;
+	struct sw_hkey tag_key;            /* To-tags: same for every retransmission */
+	struct sw_hkey txn_key;
+	unsigned nworkers;
+	struct sw_worker *workers;
+	atomic_bool stopping;
+};
+
+#endif

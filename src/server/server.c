@@ -1,0 +1,126 @@
+/* Start-up, the worker threads, signals and housekeeping. */
+#include <errno.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "registrar/registrar.h"
+#include "server/server.h"
+
+static unsigned worker_count(const struct sw_config *cfg)
+{
+	if (cfg->workers)
+		return cfg->workers;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : (n > 64 ? 64 : (unsigned)n);
+}
+
+static int make_data_dir(const char *dir)
+{
+	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return -errno;
+}
+
+int server_run(const struct sw_config *cfg)
+{
+	struct sw_server srv = { .cfg = cfg };
+	int rc = 0, err = 0;
+	sigset_t sigs;
+
+	sw_log_init((enum sw_log_level)cfg->log_level);
+	if (evthread_use_pthreads() < 0) {
+		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"libevent threads unavailable\"");
+		return 1;
+	}
+	if ((rc = make_data_dir(cfg->data_dir)) < 0) {
+		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot create data_dir\" data_dir=\"%s\" error=\"%s\"",
+			cfg->data_dir, strerror(-rc));
+		return 1;
+	}
+	if (sw_hkey_random(&srv.tag_key) < 0 || sw_hkey_random(&srv.txn_key) < 0) {
+		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"no randomness\"");
+		return 1;
+	}
+
+	/* Signals are taken synchronously by this thread; workers never see them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	char db[SW_PATH_MAX + 32];
+	snprintf(db, sizeof(db), "%s/bindings.db", cfg->data_dir);
+	srv.reg = registrar_open(&cfg->reg, db, &err);
+	if (!srv.reg) {
+		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot open binding store\" path=\"%s\" error=\"%s\"",
+			db, strerror(err < 0 ? -err : EIO));
+		return 1;
+	}
+	sw_logf(SW_LOG_INFO, "registrar.loaded", "bindings=%u path=\"%s\"", registrar_count(srv.reg), db);
+
+	srv.nworkers = worker_count(cfg);
+	srv.workers = calloc(srv.nworkers, sizeof(*srv.workers));
+	if (!srv.workers) {
+		registrar_close(srv.reg);
+		return 1;
+	}
+	unsigned started = 0, inited = 0;
+	for (; inited < srv.nworkers; inited++) {
+		if ((rc = worker_init(&srv.workers[inited], &srv, inited)) < 0) {
+			inited++;
+			goto stop;
+		}
+	}
+	for (; started < srv.nworkers; started++)
+		if ((rc = worker_start(&srv.workers[started])) < 0)
+			goto stop;
+
+	for (unsigned i = 0; i < cfg->nlisten; i++)
+		sw_logf(SW_LOG_INFO, "server.listening", "listen=\"%s\"", cfg->listen[i].text);
+	sw_logf(SW_LOG_INFO, "server.started", "workers=%u realms=%u pid=%ld", srv.nworkers, cfg->nrealms,
+		(long)getpid());
+
+	uint64_t last_purge = sw_now_ms();
+	for (;;) {
+		struct timespec ts = { 1, 0 };
+		int sig = sigtimedwait(&sigs, NULL, &ts);
+		if (sig == SIGINT || sig == SIGTERM) {
+			sw_logf(SW_LOG_INFO, "server.stopping", "signal=%d", sig);
+			break;
+		}
+		uint64_t now = sw_now_ms();
+		if (now - last_purge >= 30000) {
+			unsigned n = registrar_purge(srv.reg, sw_wall_s());
+			if (n)
+				sw_logf(SW_LOG_INFO, "registrar.purged", "expired=%u", n);
+			last_purge = now;
+		}
+	}
+	rc = 0;
+stop:
+	atomic_store(&srv.stopping, true);
+	for (unsigned i = 0; i < started; i++)
+		worker_stop(&srv.workers[i]);
+	for (unsigned i = 0; i < started; i++)
+		worker_join(&srv.workers[i]);
+	/* Closing the registrar drains its commit queue before workers go away. */
+	registrar_close(srv.reg);
+	for (unsigned i = 0; i < inited; i++)
+		worker_free(&srv.workers[i]);
+	free(srv.workers);
+	if (rc < 0)
+		sw_logf(SW_LOG_ERROR, "server.failed", "error=\"%s\"", strerror(-rc));
+	else
+		sw_logf(SW_LOG_INFO, "server.stopped", "%s", "");
+	return rc < 0 ? 1 : 0;
+}

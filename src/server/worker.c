@@ -1,0 +1,183 @@
+/* One worker = one thread, one libevent loop, its own sockets (SO_REUSEPORT)
+ * and its own transaction table (DESIGN.md "Architecture"). */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "server/server.h"
+#include "sip/txn.h"
+#include "transport/transport.h"
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg);
+
+static void send_cb(void *ctx, const struct sip_txn_dest *d, const char *buf, size_t len)
+{
+	worker_send(ctx, d, buf, len);
+}
+
+void worker_send(struct sw_worker *w, const struct sip_txn_dest *d, const char *buf, size_t len)
+{
+	if (sw_tp_send(w->tp, d, buf, len) == 0)
+		w->tx_msgs++;
+}
+
+static void arm_tick(struct sw_worker *w, uint64_t delay_ms)
+{
+	/* Timers G/H/I/J are at least T1/2 apart in practice: 50 ms granularity
+	 * keeps the wakeups cheap without changing the RFC's timing noticeably. */
+	if (delay_ms > 1000)
+		delay_ms = 1000;
+	if (delay_ms < 20)
+		delay_ms = 20;
+	struct timeval tv = { (time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000) };
+	evtimer_add(w->tick_ev, &tv);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_worker *w = arg;
+	uint64_t now = sw_now_ms();
+	pipeline_expire_pending(w, now);
+	uint64_t next = sip_txn_tick(w->txns, now, send_cb, w);
+	sw_tp_flush(w->tp);
+	arm_tick(w, next);
+}
+
+/* Runs on the store's commit thread: queue the ticket, wake the worker. */
+void worker_commit_done(void *ctx, uint64_t ticket, int rc)
+{
+	struct sw_worker *w = ctx;
+	pthread_mutex_lock(&w->done_lock);
+	if (w->ndone < SW_DONE_MAX) {
+		w->done[w->ndone].ticket = ticket;
+		w->done[w->ndone].rc = rc;
+		w->ndone++;
+	}
+	/* else: the reply is dropped; the client retransmits and the
+	 * transaction layer re-runs nothing — the refresh lands next time. */
+	pthread_mutex_unlock(&w->done_lock);
+	uint64_t one = 1;
+	ssize_t n = write(w->done_fd, &one, sizeof(one));
+	(void)n;
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_worker *w = arg;
+	uint64_t cnt;
+	ssize_t n = read(w->done_fd, &cnt, sizeof(cnt));
+	(void)n;
+	struct { uint64_t ticket; int rc; } batch[256];
+	for (;;) {
+		unsigned k = 0;
+		pthread_mutex_lock(&w->done_lock);
+		while (k < 256 && w->ndone > 0) {
+			w->ndone--;
+			batch[k].ticket = w->done[w->ndone].ticket;
+			batch[k].rc = w->done[w->ndone].rc;
+			k++;
+		}
+		pthread_mutex_unlock(&w->done_lock);
+		if (k == 0)
+			break;
+		for (unsigned i = 0; i < k; i++)
+			pipeline_commit_done(w, batch[i].ticket, batch[i].rc);
+	}
+	sw_tp_flush(w->tp);
+}
+
+int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
+{
+	const struct sw_config *cfg = srv->cfg;
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->srv = srv;
+	w->cfg = cfg;
+	w->done_fd = -1;
+	pthread_mutex_init(&w->done_lock, NULL);
+	w->base = event_base_new();
+	if (!w->base)
+		return -ENOMEM;
+	w->tp = sw_tp_new(w->base, &cfg->tp, pipeline_rx, w);
+	w->txns = sip_txn_table_new(cfg->max_transactions, &srv->txn_key, &cfg->timers);
+	w->hdrs = calloc(cfg->limits.max_headers, sizeof(*w->hdrs));
+	w->out_cap = cfg->limits.max_msg + 4096;
+	w->out = malloc(w->out_cap);
+	w->extra_cap = cfg->limits.max_msg;
+	w->extra = malloc(w->extra_cap);
+	w->pending = calloc(SW_PENDING_MAX, sizeof(*w->pending));
+	w->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!w->tp || !w->txns || !w->hdrs || !w->out || !w->extra || !w->pending || w->done_fd < 0)
+		return -ENOMEM;
+	w->done_ev = event_new(w->base, w->done_fd, EV_READ | EV_PERSIST, done_cb, w);
+	w->tick_ev = evtimer_new(w->base, tick_cb, w);
+	if (!w->done_ev || !w->tick_ev)
+		return -ENOMEM;
+	event_add(w->done_ev, NULL);
+	arm_tick(w, 100);
+	for (unsigned i = 0; i < cfg->nlisten; i++) {
+		const struct sw_listen *l = &cfg->listen[i];
+		int rc = sw_tp_listen(w->tp, l->proto, (const struct sockaddr *)&l->addr, l->alen);
+		if (rc < 0) {
+			sw_logf(SW_LOG_ERROR, "listen.failed", "listen=\"%s\" error=\"%s\"", l->text,
+				strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct sw_worker *w = arg;
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+int worker_start(struct sw_worker *w)
+{
+	int rc = pthread_create(&w->thread, NULL, worker_main, w);
+	return rc ? -rc : 0;
+}
+
+void worker_stop(struct sw_worker *w)
+{
+	/* Thread-safe with evthread_use_pthreads() (called in server_run). */
+	event_base_loopbreak(w->base);
+}
+
+void worker_join(struct sw_worker *w)
+{
+	pthread_join(w->thread, NULL);
+}
+
+void worker_free(struct sw_worker *w)
+{
+	if (w->pending) {
+		for (unsigned i = 0; i < SW_PENDING_MAX; i++)
+			free(w->pending[i].resp);
+		free(w->pending);
+	}
+	if (w->done_ev)
+		event_free(w->done_ev);
+	if (w->tick_ev)
+		event_free(w->tick_ev);
+	if (w->tp)
+		sw_tp_free(w->tp);
+	if (w->txns)
+		sip_txn_table_free(w->txns);
+	if (w->base)
+		event_base_free(w->base);
+	if (w->done_fd >= 0)
+		close(w->done_fd);
+	free(w->hdrs);
+	free(w->out);
+	free(w->extra);
+	pthread_mutex_destroy(&w->done_lock);
+}
