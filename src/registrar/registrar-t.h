@@ -26,6 +26,11 @@ struct reg_conf {
 #define REG_CALLID_MAX 256
 #define REG_UA_MAX 128
 
+/* Hard ceilings for reg_conf (registrar_open refuses more): they size
+ * the per-request work arrays. */
+#define REG_HARD_PER_AOR 128
+#define REG_HARD_CONTACTS 64
+
 struct reg_binding {
 	char aor[REG_AOR_MAX];            /* "sip:user@domain", canonical (§10.3 step 5) */
 	char contact[REG_CONTACT_MAX];    /* the Contact URI as registered (params kept) */

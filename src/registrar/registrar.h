@@ -1,6 +1,8 @@
 #ifndef SW_REGISTRAR_REGISTRAR_H
 #define SW_REGISTRAR_REGISTRAR_H
 
+#include <sys/types.h>
+
 #include "base/str-t.h"
 #include "registrar/registrar-t.h"
 #include "sip/sip-t.h"
@@ -33,5 +35,21 @@ unsigned registrar_lookup(struct sw_registrar *r, struct sw_str aor, int64_t now
 /* Remove expired bindings from memory and disk; returns how many. */
 unsigned registrar_purge(struct sw_registrar *r, int64_t now_s);
 unsigned registrar_count(struct sw_registrar *r);
+
+/* Canonical AOR of a sip/sips URI (RFC 3261 §10.3 step 5): scheme as
+ * written (sip: or sips:), user %-unescaped then re-escaped where the
+ * grammar needs it (upper-case hex, so %00 stays "%00"), lower-case host,
+ * port when present; password and parameters dropped. NUL-terminated.
+ * Returns the length, -EINVAL for other schemes, -ENAMETOOLONG when it
+ * does not fit, -EBADMSG for a bad escape or empty host. */
+ssize_t registrar_aor(const struct sip_uri *u, char *out, size_t cap);
+
+/* Room res->hdrs needs so that a 200 listing max_bindings_per_aor bindings
+ * always fits. The caller points res->hdrs at a buffer of hdrs_cap bytes
+ * (hdrs NULL: no header text is produced). */
+size_t registrar_hdrs_cap(const struct reg_conf *c);
+
+/* Wait until every change submitted so far is on disk (tests, shutdown). */
+void registrar_flush(struct sw_registrar *r);
 
 #endif
