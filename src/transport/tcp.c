@@ -92,11 +92,12 @@ static void ip_dec(struct sw_tp *tp, const uint8_t key[16])
 
 static struct tp_conn *conn_lookup(struct sw_tp *tp, uint32_t id)
 {
-	uint32_t idx = id & TP_SLOT_MAX;
+	uint32_t idx = id & ((1u << tp->slot_bits) - 1);
+	uint32_t gen = (id & 0xffffffu) >> tp->slot_bits;
 	if (id == 0 || idx >= tp->conf.tcp_max_conns)
 		return NULL;
 	const struct tp_slot *s = &tp->slots[idx];
-	if (!s->c || s->gen != (id >> TP_SLOT_BITS))
+	if (!s->c || s->gen != gen)
 		return NULL;
 	return s->c;
 }
@@ -145,10 +146,12 @@ static void conn_close(struct tp_conn *c, enum close_why why)
 	close(c->fd);
 	c->fd = -1;
 
-	uint32_t idx = c->id & TP_SLOT_MAX;
+	uint32_t idx = c->id & ((1u << tp->slot_bits) - 1);
 	struct tp_slot *s = &tp->slots[idx];
 	s->c = NULL;
-	s->gen = (uint16_t)(s->gen >= TP_GEN_MAX ? 1 : s->gen + 1);
+	/* Never 0, so no id is 0. The free FIFO makes an id come back only
+	 * after gen_max * tcp_max_conns connections. */
+	s->gen = s->gen >= tp->gen_max ? 1 : s->gen + 1;
 	tp->free_q[(tp->free_head + tp->free_count) % tp->conf.tcp_max_conns] = idx;
 	tp->free_count++;
 	tp->nconn--;
@@ -234,6 +237,8 @@ static int conn_send(struct tp_conn *c, const char *buf, size_t len)
 
 int tp_tcp_send(struct sw_tp *tp, uint32_t conn_id, const char *buf, size_t len)
 {
+	if (sw_tp_conn_worker(conn_id) != tp->conf.worker_id)
+		return -EXDEV;
 	struct tp_conn *c = conn_lookup(tp, conn_id);
 	if (!c || c->closing)
 		return -ENOTCONN;
@@ -431,7 +436,7 @@ static void conn_accept(struct tp_lsn *l, int fd, const struct sockaddr_storage 
 	tp->free_count--;
 	struct tp_slot *s = &tp->slots[idx];
 	s->c = c;
-	c->id = ((uint32_t)s->gen << TP_SLOT_BITS) | idx;
+	c->id = tp->conf.worker_id << 24 | s->gen << tp->slot_bits | idx;
 	tp->nconn++;
 	ip_inc(tp, key);
 	tp->st.tcp_accepted++;
@@ -495,6 +500,10 @@ int tp_tcp_open(struct sw_tp *tp, struct tp_lsn *l, const struct sockaddr *addr,
 int tp_tcp_init(struct sw_tp *tp)
 {
 	unsigned n = tp->conf.tcp_max_conns;
+	tp->slot_bits = 1;
+	while ((1u << tp->slot_bits) < n)
+		tp->slot_bits++;
+	tp->gen_max = (1u << (24 - tp->slot_bits)) - 1;
 	tp->slots = calloc(n, sizeof(*tp->slots));
 	tp->free_q = calloc(n, sizeof(*tp->free_q));
 	if (!tp->slots || !tp->free_q)

@@ -641,6 +641,101 @@ static void test_tcp_churn(void **state)
 	fix_free(f);
 }
 
+/* conn_ids carry the worker, so a shared table can route a send. */
+static void test_tcp_worker_id(void **state)
+{
+	struct fix *f = fix_new();
+	f->conf.worker_id = SW_TP_WORKER_MAX + 1;
+	struct event_base *b = event_base_new();
+	assert_null(sw_tp_new(b, &f->conf, on_rx, f));
+	event_base_free(b);
+	f->conf.worker_id = 7;
+	fix_start(f);
+	int c = tcp_client(f, 0);
+	write_all(c, MSG2, sizeof(MSG2) - 1);
+	pump_until(f, &f->nrx, 1, 2000);
+	assert_int_equal(f->nrx, 1);
+	struct sip_txn_dest d = f->rx[0].from;
+	assert_int_equal(sw_tp_conn_worker(d.conn_id), 7);
+	assert_int_equal(sw_tp_send(f->tp, &d, "ok", 2), 0);
+	d.conn_id = (d.conn_id & 0xffffffu) | 3u << 24;
+	assert_int_equal(sw_tp_send(f->tp, &d, "no", 2), -EXDEV);
+	close(c);
+	fix_free(f);
+}
+
+/* IPv6 listeners are v6-only; UDP and TCP work over ::1. */
+static void test_ipv6(void **state)
+{
+	struct fix *f = fix_new();
+	f->base = event_base_new();
+	f->tp = sw_tp_new(f->base, &f->conf, on_rx, f);
+	assert_non_null(f->tp);
+	f->echo = true;
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int rc = sw_tp_listen(f->tp, SW_PROTO_UDP, (struct sockaddr *)&a, sizeof(a));
+	if (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT) {
+		fix_free(f);
+		skip();
+	}
+	assert_int_equal(rc, 0);
+	struct sockaddr_in6 la;
+	socklen_t alen;
+	memcpy(&la, sw_tp_listener(f->tp, 0, NULL, &alen), sizeof(la));
+	assert_int_equal(alen, sizeof(la));
+	int c = socket(AF_INET6, SOCK_DGRAM, 0);
+	assert_true(c >= 0);
+	assert_int_equal(sendto(c, "v6", 2, 0, (struct sockaddr *)&la, sizeof(la)), 2);
+	pump_until(f, &f->nrx, 1, 2000);
+	assert_int_equal(f->nrx, 1);
+	assert_int_equal(f->rx[0].from.addr.ss_family, AF_INET6);
+	char buf[8];
+	struct pollfd p = { .fd = c, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	assert_int_equal(recv(c, buf, sizeof(buf), 0), 2);
+	close(c);
+
+	/* A v4 socket on the same port is a separate socket (V6ONLY). */
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = la.sin6_port,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int s4 = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_int_equal(bind(s4, (struct sockaddr *)&a4, sizeof(a4)), 0);
+	close(s4);
+	fix_free(f);
+}
+
+/* Messages and pings cut at arbitrary points: the same result as whole. */
+static void test_tcp_random_chunks(void **state)
+{
+	static const char stream[] = MSG1 "\r\n\r\n" MSG2 "\r\n" MSG1;
+	unsigned seed = 12345;
+	for (int round = 0; round < 20; round++) {
+		struct fix *f = fix_new();
+		fix_start(f);
+		int c = tcp_client(f, 0);
+		size_t off = 0, len = sizeof(stream) - 1;
+		while (off < len) {
+			seed = seed * 1103515245u + 12345u;
+			size_t n = 1 + (seed >> 16) % 40;
+			if (n > len - off)
+				n = len - off;
+			write_all(c, stream + off, n);
+			off += n;
+			pump(f, 1);
+		}
+		pump_until(f, &f->nrx, 3, 2000);
+		assert_int_equal(f->nrx, 3);
+		assert_int_equal(f->rx[0].len, sizeof(MSG1) - 1);
+		assert_int_equal(f->rx[1].len, sizeof(MSG2) - 1);
+		assert_int_equal(f->rx[2].len, sizeof(MSG1) - 1);
+		assert_memory_equal(f->rx[2].buf, MSG1, sizeof(MSG1) - 1);
+		char buf[8];
+		assert_int_equal(client_read(f, c, buf, sizeof(buf), 2000), 2);
+		close(c);
+		fix_free(f);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -656,7 +751,10 @@ int main(void)
 		cmocka_unit_test(test_tcp_conn_limits),
 		cmocka_unit_test(test_tcp_send_closed),
 		cmocka_unit_test(test_tcp_output_cap),
+		cmocka_unit_test(test_tcp_random_chunks),
 		cmocka_unit_test(test_tcp_churn),
+		cmocka_unit_test(test_tcp_worker_id),
+		cmocka_unit_test(test_ipv6),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,10 +18,9 @@
 #define TP_UDP_SEND_MAX 65535
 /* Fairness: at most this many recvmmsg batches per readable event. */
 #define TP_UDP_BUDGET 8
-/* conn_id = generation << TP_SLOT_BITS | slot index. */
-#define TP_SLOT_BITS 20
-#define TP_SLOT_MAX ((1u << TP_SLOT_BITS) - 1)
-#define TP_GEN_MAX ((1u << (32 - TP_SLOT_BITS)) - 1)
+/* conn_id = worker_id << 24 | generation << slot_bits | slot index, with
+ * slot_bits just wide enough for tcp_max_conns (at most 20). */
+#define TP_MAX_CONNS (1u << 20)
 
 struct tp_lsn {
 	struct sw_tp *tp;
@@ -52,7 +51,7 @@ struct tp_conn {
 
 struct tp_slot {
 	struct tp_conn *c;
-	uint16_t gen;
+	uint32_t gen;
 };
 
 struct tp_ipent {
@@ -96,6 +95,8 @@ struct sw_tp {
 	uint32_t *free_q;
 	unsigned free_head, free_count;
 	unsigned nconn;
+	unsigned slot_bits;
+	uint32_t gen_max;
 	struct tp_conn *dead;
 	struct event *reap;
 	const struct timeval *idle_tv;

@@ -31,6 +31,9 @@ struct sw_tp_conf {
 	unsigned tcp_max_conns;        /* per worker (default 4096) */
 	unsigned tcp_max_conns_per_ip; /* per worker (default 64) */
 	unsigned udp_batch;            /* recvmmsg/sendmmsg batch (default 32) */
+	unsigned worker_id;            /* 0..SW_TP_WORKER_MAX, in every conn_id so a
+	                                * shared table (registrar bindings) can tell
+	                                * which worker owns a connection (default 0) */
 	size_t tcp_out_max;            /* bytes queued for one connection before it is
 	                                * closed: a peer that does not read must not
 	                                * grow our memory (default 1 MiB) */
@@ -53,6 +56,14 @@ struct sw_tp_stats {
 	uint64_t tcp_closed_frame;   /* unrecoverable framing error (RFC 4475 ncl, mcl01) */
 	uint64_t tcp_closed_outbuf;  /* output over tcp_out_max */
 };
+
+#define SW_TP_WORKER_MAX 255u
+
+/* The worker whose transport owns a stream connection (conn_id != 0). */
+static inline unsigned sw_tp_conn_worker(uint32_t conn_id)
+{
+	return conn_id >> 24;
+}
 
 struct sw_tp; /* one per worker: its sockets, connections and send batch */
 

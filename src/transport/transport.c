@@ -82,8 +82,8 @@ static void conf_sanitize(struct sw_tp_conf *c)
 		c->udp_batch = 1024;
 	if (c->tcp_max_conns == 0)
 		c->tcp_max_conns = 1;
-	if (c->tcp_max_conns > TP_SLOT_MAX)
-		c->tcp_max_conns = TP_SLOT_MAX;
+	if (c->tcp_max_conns > TP_MAX_CONNS)
+		c->tcp_max_conns = TP_MAX_CONNS;
 	if (c->tcp_max_conns_per_ip == 0)
 		c->tcp_max_conns_per_ip = c->tcp_max_conns;
 	if (c->tcp_out_max == 0)
@@ -93,7 +93,7 @@ static void conf_sanitize(struct sw_tp_conf *c)
 struct sw_tp *sw_tp_new(struct event_base *base, const struct sw_tp_conf *conf,
 			sw_rx_fn on_rx, void *ctx)
 {
-	if (!base || !conf || !on_rx)
+	if (!base || !conf || !on_rx || conf->worker_id > SW_TP_WORKER_MAX)
 		return NULL;
 	struct sw_tp *tp = calloc(1, sizeof(*tp));
 	if (!tp)

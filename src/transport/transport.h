@@ -23,7 +23,8 @@ int sw_tp_listen(struct sw_tp *tp, enum sw_proto proto, const struct sockaddr *a
  * originate) the first UDP socket of the destination's family is used.
  * Streams: on the
  * connection dest->conn_id if it is still open, else -ENOTCONN (a later
- * issue opens outgoing connections). */
+ * issue opens outgoing connections); -EXDEV when the connection belongs to
+ * another worker (sw_tp_conn_worker(conn_id) says which): hand it over. */
 int sw_tp_send(struct sw_tp *tp, const struct sip_txn_dest *dest, const char *buf, size_t len);
 void sw_tp_flush(struct sw_tp *tp);
 
