@@ -31,6 +31,12 @@ ssize_t sip_parse(const char *buf, size_t len, enum sip_parse_mode mode,
 ssize_t sip_frame(const char *buf, size_t len, const struct sip_limits *lim,
 		  struct sip_perr *err);
 
+/* Parse every known header body that sip_parse leaves for later (Contact,
+ * Route, Record-Route, Path, option-tag lists, Date, Expires, …): 0 when
+ * all are well formed, else -EBADMSG with err (status 400 for a request,
+ * 0 for a response). Call after sip_parse succeeded on a request. */
+int sip_validate_all(const struct sip_msg *m, struct sip_perr *err);
+
 enum sip_hdr_id sip_hdr_lookup(const char *name, size_t len);
 const char *sip_hdr_canonical(enum sip_hdr_id id);   /* "Via", "Call-ID", … */
 enum sip_method sip_method_lookup(struct sw_str s);  /* case-sensitive (RFC 3261 §7.1) */
