@@ -353,15 +353,8 @@ static int conn_in_room(struct tp_conn *c)
 	return 0;
 }
 
-static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+static void conn_read(struct tp_conn *c, int fd)
 {
-	struct tp_conn *c = arg;
-	if (what & EV_TIMEOUT) {
-		/* EV_PERSIST re-arms the timeout on every read, so this fires
-		 * only after tcp_idle_s without input. */
-		conn_close(c, CLOSE_IDLE);
-		return;
-	}
 	for (unsigned round = 0; round < TCP_READ_BUDGET && !c->closing; round++) {
 		int rc = conn_in_room(c);
 		if (rc < 0) {
@@ -386,6 +379,22 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		if ((size_t)n < room)
 			return;
 	}
+}
+
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tp_conn *c = arg;
+	struct sw_tp *tp = c->tp;
+	if (what & EV_TIMEOUT) {
+		/* EV_PERSIST re-arms the timeout on every read, so this fires
+		 * only after tcp_idle_s without input. */
+		conn_close(c, CLOSE_IDLE);
+		return;
+	}
+	conn_read(c, fd);
+	/* Datagrams queued while handling these messages (a request
+	 * forwarded over UDP) leave now, as after a UDP receive batch. */
+	tp_udp_flush(tp);
 }
 
 /* ---- accept ---- */

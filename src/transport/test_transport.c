@@ -53,6 +53,7 @@ struct fix {
 	unsigned nrx;
 	bool echo;
 	int echo_rc;
+	struct sip_txn_dest *fwd;      /* when set, on_rx also sends there */
 	struct sockaddr_in udp, tcp;   /* where the transport listens */
 };
 
@@ -69,6 +70,8 @@ static void on_rx(void *ctx, const struct sw_rx *rx)
 	assert_non_null(rx->local);
 	if (f->echo)
 		f->echo_rc = sw_tp_send(f->tp, &rx->from, rx->buf, rx->len);
+	if (f->fwd)
+		assert_int_equal(sw_tp_send(f->tp, f->fwd, rx->buf, rx->len), 0);
 }
 
 static struct fix *fix_new(void)
@@ -736,6 +739,32 @@ static void test_tcp_random_chunks(void **state)
 	}
 }
 
+/* A message received on TCP and forwarded over UDP leaves without an
+ * explicit sw_tp_flush. */
+static void test_tcp_to_udp_flush(void **state)
+{
+	struct fix *f = fix_new();
+	fix_start(f);
+	int u = udp_client();
+	struct sip_txn_dest d = { .proto = SW_PROTO_UDP, .fd = -1,
+				  .alen = sizeof(struct sockaddr_in) };
+	struct sockaddr_in ua = { .sin_family = AF_INET, .sin_port = htons(local_port(u)),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	memcpy(&d.addr, &ua, sizeof(ua));
+	f->fwd = &d;
+	int c = tcp_client(f, 0);
+	write_all(c, MSG1, sizeof(MSG1) - 1);
+	pump_until(f, &f->nrx, 1, 2000);
+	assert_int_equal(f->nrx, 1);
+	char buf[1024];
+	struct pollfd p = { .fd = u, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	assert_int_equal(recv(u, buf, sizeof(buf), 0), sizeof(MSG1) - 1);
+	close(c);
+	close(u);
+	fix_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -753,6 +782,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_output_cap),
 		cmocka_unit_test(test_tcp_random_chunks),
 		cmocka_unit_test(test_tcp_churn),
+		cmocka_unit_test(test_tcp_to_udp_flush),
 		cmocka_unit_test(test_tcp_worker_id),
 		cmocka_unit_test(test_ipv6),
 	};
