@@ -986,10 +986,12 @@ int registrar_register(struct sw_registrar *r, const struct sip_msg *m,
 		nb->reg_id = c->na.reg_id >= 0 ? (int32_t)c->na.reg_id : -1;
 		nb->q = (int16_t)(c->na.q >= 0 && c->na.q <= 1000 ? c->na.q : -1);
 		rb_set_src(nb, src, worker);
-		if (!s)
+		if (!s) {
 			s = &sl[ns++];   /* ns <= n_old + k: the array has room */
-		else
+			*s = (struct slot){ 0 };
+		} else {
 			free(s->new);
+		}
 		*s = (struct slot){ .old = s->old, .new = nb, .touched = true };
 	}
 

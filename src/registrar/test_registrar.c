@@ -1,0 +1,815 @@
+/* Unit tests: registrar (RFC 3261 §10.3, RFC 3327, RFC 5626 §6, RFC 4475
+ * §3.1.1.4 / §3.3.12-14) and its persistence through the binding store.
+ * argv[1]: the tests/torture/rfc4475 directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/str.h"
+#include "registrar/registrar.h"
+#include "sip/parse.h"
+
+static const char *torture_dir = "tests/torture/rfc4475";
+
+#define NOW 1700000000LL
+
+/* ---- fixture ---- */
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct reg_conf conf;
+	struct sw_registrar *r;
+	pthread_mutex_t mu;
+	unsigned done_ok, done_fail;
+	uint64_t last_ticket;
+	int last_rc;
+	char hdrs[16384];
+};
+
+static void on_done(void *ctx, uint64_t ticket, int rc)
+{
+	struct fx *f = ctx;
+	pthread_mutex_lock(&f->mu);
+	if (rc == 0)
+		f->done_ok++;
+	else
+		f->done_fail++;
+	f->last_ticket = ticket;
+	f->last_rc = rc;
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void fx_open(struct fx *f)
+{
+	int err = 0;
+	f->r = registrar_open(&f->conf, f->path, &err);
+	assert_int_equal(err, 0);
+	assert_non_null(f->r);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	const char *base = getenv("TMPDIR");
+	snprintf(f->dir, sizeof(f->dir), "%s/swregXXXXXX", base && strlen(base) < 40 ? base : "/tmp");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/reg.db", f->dir);
+	pthread_mutex_init(&f->mu, NULL);
+	reg_conf_default(&f->conf);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char p[160];
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	registrar_close(f->r);
+	for (unsigned i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+	return 0;
+}
+
+static long long db_rows(struct fx *f)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long long n = -1;
+	registrar_flush(f->r);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM bindings", -1, &st, NULL),
+			 SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* ---- messages ---- */
+
+struct tmsg {
+	char buf[8192];
+	size_t len;
+	struct sip_hdr hdrs[64];
+	struct sip_msg m;
+};
+
+static void parse(struct tmsg *t)
+{
+	struct sip_limits lim;
+	struct sip_perr err;
+	sip_limits_default(&lim);
+	ssize_t rc = sip_parse(t->buf, t->len, SIP_PARSE_DGRAM, &lim, t->hdrs, 64, &t->m, &err);
+	if (rc <= 0)
+		fail_msg("parse failed (%zd) at %zu: %s\n%.*s", rc, err.off, err.why ? err.why : "",
+			 (int)t->len, t->buf);
+}
+
+/* extra: header lines, each ending in \r\n */
+static void mk(struct tmsg *t, const char *to, const char *callid, unsigned cseq,
+	       const char *extra)
+{
+	int n = snprintf(t->buf, sizeof(t->buf),
+			 "REGISTER sip:example.com SIP/2.0\r\n"
+			 "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK%u\r\n"
+			 "Max-Forwards: 70\r\n"
+			 "From: <%s>;tag=abc\r\n"
+			 "To: <%s>\r\n"
+			 "Call-ID: %s\r\n"
+			 "CSeq: %u REGISTER\r\n"
+			 "User-Agent: TestPhone/1.0\r\n"
+			 "%s"
+			 "Content-Length: 0\r\n\r\n",
+			 cseq, to, to, callid, cseq, extra);
+	assert_true(n > 0 && (size_t)n < sizeof(t->buf));
+	t->len = (size_t)n;
+	parse(t);
+}
+
+static void load_torture(struct tmsg *t, const char *name)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s.dat", torture_dir, name);
+	FILE *fp = fopen(p, "rb");
+	if (!fp)
+		fail_msg("cannot open %s", p);
+	t->len = fread(t->buf, 1, sizeof(t->buf), fp);
+	fclose(fp);
+	parse(t);
+}
+
+static struct sip_txn_dest src_v4(const char *ip, uint16_t port)
+{
+	struct sip_txn_dest d;
+	memset(&d, 0, sizeof(d));
+	struct sockaddr_in *in = (struct sockaddr_in *)&d.addr;
+	in->sin_family = AF_INET;
+	in->sin_port = htons(port);
+	inet_pton(AF_INET, ip, &in->sin_addr);
+	d.alen = sizeof(*in);
+	d.proto = 0;
+	d.fd = 7;
+	return d;
+}
+
+/* Register and, when a ticket was issued, wait for it like a worker would. */
+static struct reg_result reg_at(struct fx *f, struct tmsg *t, int64_t now)
+{
+	struct reg_result res;
+	struct sip_txn_dest src = src_v4("198.51.100.7", 40000);
+	memset(&res, 0, sizeof(res));
+	res.hdrs = f->hdrs;
+	res.hdrs_cap = sizeof(f->hdrs) - 1;
+	unsigned before = f->done_ok + f->done_fail;
+	assert_int_equal(registrar_register(f->r, &t->m, &src, 3, now, on_done, f, &res), 0);
+	if (res.ticket) {
+		registrar_flush(f->r);
+		assert_int_equal(f->done_ok + f->done_fail, before + 1);
+		assert_int_equal(f->last_ticket, res.ticket);
+	} else {
+		assert_int_equal(f->done_ok + f->done_fail, before);
+	}
+	f->hdrs[res.hdrs_len] = '\0';
+	return res;
+}
+
+static struct reg_result reg(struct fx *f, struct tmsg *t)
+{
+	return reg_at(f, t, NOW);
+}
+
+static unsigned lookup(struct fx *f, const char *aor, struct reg_binding *out, unsigned cap)
+{
+	return registrar_lookup(f->r, sw_str_mk(aor, strlen(aor)), NOW, out, cap);
+}
+
+#define ALICE "sip:alice@example.com"
+
+/* ---- tests ---- */
+
+static void test_add_refresh_remove(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_binding b[4];
+	struct reg_result res;
+
+	fx_open(f);
+	mk(&t, ALICE, "c1@x", 1, "Contact: <sip:alice@192.0.2.10:5060;transport=udp>\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_string_equal(res.reason, "ok");
+	assert_true(res.ticket != 0);
+	assert_int_equal(res.bindings, 1);
+	assert_int_equal(f->last_rc, 0);
+	assert_non_null(strstr(f->hdrs,
+		"Contact: <sip:alice@192.0.2.10:5060;transport=udp>;expires=3600\r\n"));
+	assert_non_null(strstr(f->hdrs, "Date: Tue, 14 Nov 2023 22:13:20 GMT\r\n"));
+	assert_int_equal(registrar_count(f->r), 1);
+
+	assert_int_equal(lookup(f, ALICE, b, 4), 1);
+	assert_string_equal(b[0].aor, ALICE);
+	assert_string_equal(b[0].contact, "sip:alice@192.0.2.10:5060;transport=udp");
+	assert_string_equal(b[0].call_id, "c1@x");
+	assert_string_equal(b[0].user_agent, "TestPhone/1.0");
+	assert_int_equal(b[0].cseq, 1);
+	assert_int_equal(b[0].expires_at, NOW + 3600);
+	assert_int_equal(b[0].worker, 3);
+	assert_int_equal(b[0].q, -1);
+	assert_int_equal(b[0].reg_id, -1);
+	assert_int_equal(b[0].received.addr.ss_family, AF_INET);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&b[0].received.addr)->sin_port), 40000);
+	assert_int_equal(b[0].received.fd, 7);
+	/* Any spelling of the AOR finds it (§10.3 step 5). */
+	assert_int_equal(lookup(f, "sip:%61lice@EXAMPLE.COM;transport=tcp", b, 4), 1);
+	assert_int_equal(lookup(f, "sips:alice@example.com", b, 4), 0);
+
+	/* Refresh: same Call-ID, higher CSeq, Expires header; host case differs. */
+	mk(&t, ALICE, "c1@x", 2, "Contact: <sip:alice@192.0.2.10:5060;transport=UDP>\r\n"
+				 "Expires: 600\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.bindings, 1);
+	assert_non_null(strstr(f->hdrs, ";expires=600\r\n"));
+	assert_int_equal(lookup(f, ALICE, b, 4), 1);
+	assert_int_equal(b[0].expires_at, NOW + 600);
+	assert_int_equal(b[0].cseq, 2);
+	assert_int_equal(db_rows(f), 1);
+
+	/* A different URI is a second binding; per-contact expires wins. */
+	mk(&t, ALICE, "c1@x", 3, "Contact: <sip:alice@192.0.2.11>;expires=120\r\n"
+				 "Expires: 600\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.bindings, 2);
+	assert_non_null(strstr(f->hdrs, "Contact: <sip:alice@192.0.2.11>;expires=120\r\n"));
+	/* the refresh stored the URI as last written */
+	assert_non_null(strstr(f->hdrs, ";transport=UDP>;expires=600\r\n"));
+	assert_int_equal(db_rows(f), 2);
+
+	/* Query: no Contact, nothing changes, no ticket. */
+	mk(&t, ALICE, "c1@x", 4, "");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.ticket, 0);
+	assert_int_equal(res.bindings, 2);
+	assert_non_null(strstr(f->hdrs, "Contact: <sip:alice@192.0.2.11>;expires=120\r\n"));
+
+	/* Remove one with expires=0. */
+	mk(&t, ALICE, "c1@x", 5, "Contact: <sip:alice@192.0.2.11>;expires=0\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.bindings, 1);
+	assert_null(strstr(f->hdrs, "192.0.2.11"));
+	assert_int_equal(registrar_count(f->r), 1);
+	assert_int_equal(db_rows(f), 1);
+
+	/* Removing something unknown changes nothing: no ticket. */
+	mk(&t, ALICE, "c1@x", 6, "Contact: <sip:nobody@192.0.2.99>\r\nExpires: 0\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.ticket, 0);
+	assert_int_equal(res.bindings, 1);
+}
+
+static void test_star(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_result res;
+
+	fx_open(f);
+	mk(&t, ALICE, "c1@x", 1, "Contact: <sip:a@192.0.2.1>, <sip:a@192.0.2.2>\r\n");
+	assert_int_equal(reg(f, &t).bindings, 2);
+
+	mk(&t, ALICE, "c2@x", 1, "Contact: *\r\nExpires: 300\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 400);
+	assert_string_equal(res.reason, "star-needs-expires-0");
+	mk(&t, ALICE, "c2@x", 1, "Contact: *\r\n");
+	assert_int_equal(reg(f, &t).status, 400);
+	mk(&t, ALICE, "c2@x", 1, "Contact: *\r\nContact: <sip:a@192.0.2.3>\r\nExpires: 0\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 400);
+	assert_string_equal(res.reason, "star-not-alone");
+	assert_int_equal(registrar_count(f->r), 2);
+
+	/* Same Call-ID with a CSeq not higher: the whole removal fails. */
+	mk(&t, ALICE, "c1@x", 1, "Contact: *\r\nExpires: 0\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 500);
+	assert_string_equal(res.reason, "cseq-out-of-order");
+	assert_int_equal(registrar_count(f->r), 2);
+
+	mk(&t, ALICE, "c1@x", 2, "Contact: *\r\nExpires: 0\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.bindings, 0);
+	assert_null(strstr(f->hdrs, "Contact:"));
+	assert_int_equal(registrar_count(f->r), 0);
+	assert_int_equal(db_rows(f), 0);
+}
+
+static void test_expires_limits(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_result res;
+	struct reg_binding b[2];
+
+	fx_open(f);
+	mk(&t, ALICE, "c1@x", 1, "Contact: <sip:a@192.0.2.1>\r\nExpires: 10\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 423);
+	assert_string_equal(res.reason, "interval-too-brief");
+	assert_string_equal(f->hdrs, "Min-Expires: 60\r\n");
+	assert_int_equal(res.ticket, 0);
+
+	/* One too-brief contact fails the whole request (§10.3: all or none). */
+	mk(&t, ALICE, "c1@x", 2, "Contact: <sip:a@192.0.2.1>, <sip:a@192.0.2.2>;expires=59\r\n");
+	assert_int_equal(reg(f, &t).status, 423);
+	assert_int_equal(registrar_count(f->r), 0);
+
+	/* Above the maximum: clamped, not refused. */
+	mk(&t, ALICE, "c1@x", 3, "Contact: <sip:a@192.0.2.1>\r\nExpires: 4294967295\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_non_null(strstr(f->hdrs, ";expires=3600\r\n"));
+	assert_int_equal(lookup(f, ALICE, b, 2), 1);
+	assert_int_equal(b[0].expires_at, NOW + 3600);
+
+	/* Exactly the minimum is fine. */
+	mk(&t, ALICE, "c1@x", 4, "Contact: <sip:a@192.0.2.1>;expires=60\r\n");
+	assert_int_equal(reg(f, &t).status, 200);
+}
+
+static void test_max_per_aor_and_q(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_result res;
+	struct reg_binding b[4];
+
+	f->conf.max_bindings_per_aor = 3;
+	fx_open(f);
+	mk(&t, ALICE, "c1@x", 1, "Contact: <sip:a@192.0.2.1>;q=0.1, <sip:a@192.0.2.2>;q=0.9\r\n"
+				 "Contact: <sip:a@192.0.2.3>;q=0.5\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.bindings, 3);
+	assert_non_null(strstr(f->hdrs, "Contact: <sip:a@192.0.2.2>;expires=3600;q=0.9\r\n"));
+	assert_non_null(strstr(f->hdrs, "Contact: <sip:a@192.0.2.1>;expires=3600;q=0.1\r\n"));
+
+	assert_int_equal(lookup(f, ALICE, b, 4), 3);
+	assert_string_equal(b[0].contact, "sip:a@192.0.2.2");
+	assert_int_equal(b[0].q, 900);
+	assert_string_equal(b[1].contact, "sip:a@192.0.2.3");
+	assert_string_equal(b[2].contact, "sip:a@192.0.2.1");
+	/* cap is honoured */
+	assert_int_equal(lookup(f, ALICE, b, 2), 2);
+
+	mk(&t, ALICE, "c1@x", 2, "Contact: <sip:a@192.0.2.4>\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 403);
+	assert_string_equal(res.reason, "too-many-bindings");
+	assert_int_equal(registrar_count(f->r), 3);
+
+	/* Swap one out and one in within a request: allowed. */
+	mk(&t, ALICE, "c1@x", 3, "Contact: <sip:a@192.0.2.1>;expires=0, <sip:a@192.0.2.4>;q=1\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.bindings, 3);
+	assert_non_null(strstr(f->hdrs, "Contact: <sip:a@192.0.2.4>;expires=3600;q=1\r\n"));
+	assert_int_equal(db_rows(f), 3);
+}
+
+static void test_path(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_result res;
+	struct reg_binding b[2];
+
+	fx_open(f);
+	mk(&t, ALICE, "c1@x", 1, "Path: <sip:p1.example.net;lr>\r\n"
+				 "Path: <sip:p2.example.net;lr>\r\n"
+				 "Supported: outbound, path\r\n"
+				 "Contact: <sip:a@192.0.2.1>\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_non_null(strstr(f->hdrs, "Path: <sip:p1.example.net;lr>,<sip:p2.example.net;lr>\r\n"));
+	assert_int_equal(lookup(f, ALICE, b, 2), 1);
+	assert_string_equal(b[0].path, "<sip:p1.example.net;lr>,<sip:p2.example.net;lr>");
+
+	/* Stored for routing, but not echoed when the UA did not say path. */
+	mk(&t, "sip:bob@example.com", "c2@x", 1, "Path: <sip:p1.example.net;lr>\r\n"
+						 "Contact: <sip:b@192.0.2.1>\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_null(strstr(f->hdrs, "Path:"));
+	assert_int_equal(lookup(f, "sip:bob@example.com", b, 2), 1);
+	assert_string_equal(b[0].path, "<sip:p1.example.net;lr>");
+}
+
+#define INST "\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\""
+
+static void test_instance_reg_id(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_result res;
+	struct reg_binding b[4];
+
+	fx_open(f);
+	mk(&t, ALICE, "c1@x", 1, "Contact: <sip:a@192.0.2.1;ob>;+sip.instance=" INST ";reg-id=1\r\n");
+	assert_int_equal(reg(f, &t).status, 200);
+	assert_non_null(strstr(f->hdrs, ";+sip.instance=" INST ";reg-id=1\r\n"));
+
+	/* RFC 5626 §6: same instance and reg-id replace the flow, even from a
+	 * new Call-ID and a new Contact URI. */
+	mk(&t, ALICE, "c9@x", 1, "Contact: <sip:a@192.0.2.77;ob>;+sip.instance=" INST ";reg-id=1\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.bindings, 1);
+	assert_int_equal(lookup(f, ALICE, b, 4), 1);
+	assert_string_equal(b[0].contact, "sip:a@192.0.2.77;ob");
+	assert_string_equal(b[0].instance, INST);
+	assert_int_equal(b[0].reg_id, 1);
+	assert_int_equal(db_rows(f), 1);
+
+	/* A second flow (reg-id 2) is a second binding. */
+	mk(&t, ALICE, "c9@x", 2, "Contact: <sip:a@192.0.2.78;ob>;+sip.instance=" INST ";reg-id=2\r\n");
+	assert_int_equal(reg(f, &t).bindings, 2);
+	assert_int_equal(db_rows(f), 2);
+
+	/* Flow 2 moves onto the URI flow 1 uses: the row key stays unique. */
+	mk(&t, ALICE, "c9@x", 3, "Contact: <sip:a@192.0.2.77;ob>;+sip.instance=" INST ";reg-id=2\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.bindings, 1);
+	assert_int_equal(registrar_count(f->r), 1);
+	assert_int_equal(lookup(f, ALICE, b, 4), 1);
+	assert_int_equal(b[0].reg_id, 2);
+	assert_int_equal(db_rows(f), 1);
+}
+
+static void test_callid_cseq(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_result res;
+
+	fx_open(f);
+	mk(&t, ALICE, "c1@x", 5, "Contact: <sip:a@192.0.2.1>\r\n");
+	assert_int_equal(reg(f, &t).status, 200);
+
+	mk(&t, ALICE, "c1@x", 5, "Contact: <sip:a@192.0.2.1>;expires=0\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 500);
+	assert_string_equal(res.reason, "cseq-out-of-order");
+	mk(&t, ALICE, "c1@x", 4, "Contact: <sip:a@192.0.2.1>\r\n");
+	assert_int_equal(reg(f, &t).status, 500);
+	assert_int_equal(registrar_count(f->r), 1);
+
+	/* A request failing on one contact changes none (§10.3). */
+	mk(&t, ALICE, "c1@x", 4, "Contact: <sip:a@192.0.2.9>, <sip:a@192.0.2.1>\r\n");
+	assert_int_equal(reg(f, &t).status, 500);
+	assert_int_equal(registrar_count(f->r), 1);
+
+	/* Another Call-ID (the UA rebooted) updates whatever its CSeq. */
+	mk(&t, ALICE, "other@x", 1, "Contact: <sip:a@192.0.2.1>;expires=0\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(registrar_count(f->r), 0);
+
+	/* The same Contact twice in one request: the last one counts. */
+	mk(&t, ALICE, "c3@x", 1, "Contact: <sip:a@192.0.2.1>;expires=100, <sip:a@192.0.2.1>;expires=200\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.bindings, 1);
+	assert_non_null(strstr(f->hdrs, ";expires=200\r\n"));
+}
+
+static void test_bad_requests(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_result res;
+	char extra[1024];
+
+	fx_open(f);
+	mk(&t, "tel:+15551234567", "c1@x", 1, "Contact: <sip:a@192.0.2.1>\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 400);
+	assert_string_equal(res.reason, "aor-not-sip");
+
+	mk(&t, ALICE, "c1@x", 1, "Contact: <mailto:alice@example.com>\r\n");
+	assert_int_equal(reg(f, &t).status, 400);
+
+	/* Over-long values are refused, never truncated. */
+	memset(extra, 0, sizeof(extra));
+	memcpy(extra, "Contact: <sip:a@192.0.2.1;x=", 28);
+	memset(extra + 28, 'y', 520);
+	memcpy(extra + 548, ">\r\n", 3);
+	mk(&t, ALICE, "c1@x", 1, extra);
+	res = reg(f, &t);
+	assert_int_equal(res.status, 400);
+	assert_string_equal(res.reason, "contact-too-long");
+
+	char to[300] = "sip:";
+	memset(to + 4, 'u', 260);
+	memcpy(to + 264, "@example.com", 13);
+	mk(&t, to, "c1@x", 1, "Contact: <sip:a@192.0.2.1>\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 400);
+	assert_string_equal(res.reason, "aor-too-long");
+	assert_int_equal(registrar_count(f->r), 0);
+
+	/* More Contacts than max_contacts. */
+	f->conf.max_contacts = 2;
+	registrar_close(f->r);
+	fx_open(f);
+	mk(&t, ALICE, "c1@x", 1, "Contact: <sip:a@192.0.2.1>, <sip:a@192.0.2.2>, <sip:a@192.0.2.3>\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 400);
+	assert_string_equal(res.reason, "too-many-contacts");
+}
+
+static void test_table_full(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_result res;
+
+	f->conf.max_bindings = 2;
+	fx_open(f);
+	mk(&t, "sip:u1@example.com", "c1@x", 1, "Contact: <sip:u@192.0.2.1>\r\n");
+	assert_int_equal(reg(f, &t).status, 200);
+	mk(&t, "sip:u2@example.com", "c2@x", 1, "Contact: <sip:u@192.0.2.2>\r\n");
+	assert_int_equal(reg(f, &t).status, 200);
+	mk(&t, "sip:u3@example.com", "c3@x", 1, "Contact: <sip:u@192.0.2.3>\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 503);
+	assert_string_equal(res.reason, "table-full");
+	/* Refreshing an existing binding still works when full. */
+	mk(&t, "sip:u1@example.com", "c1@x", 2, "Contact: <sip:u@192.0.2.1>\r\n");
+	assert_int_equal(reg(f, &t).status, 200);
+	assert_int_equal(registrar_count(f->r), 2);
+}
+
+/* RFC 4475 §3.1.1.4 escnull, §3.3.12 cparam01, §3.3.13 cparam02, §3.3.14 regescrt. */
+static void test_torture(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_result res;
+	struct reg_binding b[4];
+
+	fx_open(f);
+	load_torture(&t, "escnull");
+	res = reg(f, &t);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.bindings, 2);
+	assert_int_equal(lookup(f, "sip:null-%00-null@example.com", b, 4), 2);
+	assert_string_equal(b[0].aor, "sip:null-%00-null@example.com");
+	assert_true(strcmp(b[0].contact, b[1].contact) != 0);
+	/* The AOR did not collapse onto "sip:null-". */
+	assert_int_equal(lookup(f, "sip:null-@example.com", b, 4), 0);
+
+	load_torture(&t, "cparam01");
+	assert_int_equal(reg(f, &t).status, 200);
+	assert_int_equal(lookup(f, "sip:watson@example.com", b, 4), 1);
+	assert_string_equal(b[0].contact, "sip:+19725552222@gw1.example.net");
+	assert_null(strstr(f->hdrs, "unknownparam"));
+
+	/* cparam02 carries the same user@host with a URI parameter: the URIs
+	 * are equal per §19.1.4 (a parameter in one URI only is ignored), so
+	 * this refreshes the binding (new Call-ID) and stores the new text. */
+	load_torture(&t, "cparam02");
+	assert_int_equal(reg(f, &t).status, 200);
+	assert_int_equal(lookup(f, "sip:watson@example.com", b, 4), 1);
+	assert_string_equal(b[0].contact, "sip:+19725552222@gw1.example.net;unknownparam");
+	assert_non_null(strstr(f->hdrs, "<sip:+19725552222@gw1.example.net;unknownparam>"));
+
+	load_torture(&t, "regescrt");
+	assert_int_equal(reg(f, &t).status, 200);
+	assert_int_equal(lookup(f, "sip:user@example.com", b, 4), 1);
+	assert_string_equal(b[0].contact, "sip:user@example.com?Route=%3Csip:sip.example.com%3E");
+
+	/* And they all come back from disk byte for byte. */
+	registrar_close(f->r);
+	f->r = NULL;
+	fx_open(f);
+	assert_int_equal(registrar_lookup(f->r, SW_STR_LIT("sip:watson@example.com"), sw_wall_s(), b, 4), 0);
+}
+
+static void test_persistence(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	struct reg_binding b[4];
+	int64_t now = sw_wall_s();
+
+	fx_open(f);
+	mk(&t, ALICE, "c1@x", 7, "Path: <sip:edge.example.net;lr>\r\n"
+				 "Contact: <sip:a@192.0.2.1;transport=tcp>;q=0.7;+sip.instance=" INST ";reg-id=1\r\n");
+	assert_int_equal(reg_at(f, &t, now).status, 200);
+	mk(&t, "sip:%62ob@Example.COM", "c2@x", 1, "Contact: <sip:b@192.0.2.2?Route=%3Csip:x%3E>\r\n");
+	assert_int_equal(reg_at(f, &t, now).status, 200);
+	/* Registered an hour ago for a minute: expired by now. */
+	mk(&t, "sip:old@example.com", "c3@x", 1, "Contact: <sip:o@192.0.2.3>;expires=60\r\n");
+	assert_int_equal(reg_at(f, &t, now - 3600).status, 200);
+	assert_int_equal(db_rows(f), 3);
+
+	registrar_close(f->r);
+	f->r = NULL;
+	fx_open(f);
+	assert_int_equal(registrar_count(f->r), 2);
+	assert_int_equal(db_rows(f), 2);   /* the expired row was deleted on open */
+	assert_int_equal(registrar_lookup(f->r, SW_STR_LIT(ALICE), now, b, 4), 1);
+	assert_string_equal(b[0].contact, "sip:a@192.0.2.1;transport=tcp");
+	assert_string_equal(b[0].path, "<sip:edge.example.net;lr>");
+	assert_string_equal(b[0].instance, INST);
+	assert_string_equal(b[0].call_id, "c1@x");
+	assert_string_equal(b[0].user_agent, "TestPhone/1.0");
+	assert_int_equal(b[0].reg_id, 1);
+	assert_int_equal(b[0].q, 700);
+	assert_int_equal(b[0].cseq, 7);
+	assert_int_equal(b[0].expires_at, now + 3600);
+	assert_int_equal(b[0].received.addr.ss_family, AF_INET);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&b[0].received.addr)->sin_port), 40000);
+	assert_int_equal(b[0].received.conn_id, 0);   /* connections died with the process */
+	assert_int_equal(b[0].received.fd, -1);
+	assert_int_equal(registrar_lookup(f->r, SW_STR_LIT("sip:bob@example.com"), now, b, 4), 1);
+	assert_string_equal(b[0].contact, "sip:b@192.0.2.2?Route=%3Csip:x%3E");
+
+	/* The CSeq rule survives the restart. */
+	mk(&t, ALICE, "c1@x", 7, "Contact: <sip:a@192.0.2.1;transport=tcp>\r\n");
+	assert_int_equal(reg_at(f, &t, now).status, 500);
+}
+
+static void test_purge(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+
+	fx_open(f);
+	mk(&t, ALICE, "c1@x", 1, "Contact: <sip:a@192.0.2.1>;expires=100, <sip:a@192.0.2.2>;expires=3000\r\n");
+	assert_int_equal(reg(f, &t).bindings, 2);
+	mk(&t, "sip:bob@example.com", "c2@x", 1, "Contact: <sip:b@192.0.2.1>;expires=100\r\n");
+	assert_int_equal(reg(f, &t).bindings, 1);
+	assert_int_equal(registrar_purge(f->r, NOW + 50), 0);
+	assert_int_equal(registrar_purge(f->r, NOW + 200), 2);
+	assert_int_equal(registrar_count(f->r), 1);
+	assert_int_equal(db_rows(f), 1);
+	struct reg_binding b[2];
+	assert_int_equal(registrar_lookup(f->r, SW_STR_LIT("sip:bob@example.com"), NOW + 200, b, 2), 0);
+
+	/* An expired but unpurged binding is neither listed nor counted
+	 * against the new registration, and leaves with it. */
+	mk(&t, "sip:carol@example.com", "c3@x", 1, "Contact: <sip:c@192.0.2.1>;expires=100\r\n");
+	assert_int_equal(reg_at(f, &t, NOW).bindings, 1);
+	mk(&t, "sip:carol@example.com", "c3@x", 2, "Contact: <sip:c@192.0.2.2>\r\n");
+	struct reg_result res = reg_at(f, &t, NOW + 500);
+	assert_int_equal(res.bindings, 1);
+	assert_null(strstr(f->hdrs, "192.0.2.1"));
+	assert_int_equal(registrar_count(f->r), 2);
+	assert_int_equal(db_rows(f), 2);
+}
+
+/* A failed commit completes the ticket with rc < 0 (the worker answers 500). */
+static void test_store_failure(void **state)
+{
+	struct fx *f = *state;
+	struct tmsg t;
+	sqlite3 *db;
+
+	fx_open(f);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TRIGGER nope BEFORE INSERT ON bindings"
+				      " WHEN NEW.aor LIKE '%mallory%' BEGIN SELECT RAISE(ABORT, 'x'); END",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	mk(&t, "sip:mallory@example.com", "c1@x", 1, "Contact: <sip:m@192.0.2.1>\r\n");
+	struct reg_result res = reg(f, &t);
+	assert_int_equal(res.status, 200);   /* tentative: the ticket decides */
+	assert_true(res.ticket != 0);
+	assert_int_equal(f->done_fail, 1);
+	assert_true(f->last_rc < 0);
+	mk(&t, ALICE, "c1@x", 1, "Contact: <sip:a@192.0.2.1>\r\n");
+	reg(f, &t);
+	assert_int_equal(f->last_rc, 0);
+	assert_int_equal(db_rows(f), 1);
+}
+
+struct worker_arg {
+	struct fx *f;
+	unsigned id, n;
+	unsigned ok;
+	int64_t now;
+	atomic_uint *tickets;
+};
+
+static void count_done(void *ctx, uint64_t ticket, int rc)
+{
+	struct worker_arg *w = ctx;
+	if (rc == 0)
+		atomic_fetch_add(w->tickets, 1);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker_arg *w = arg;
+	struct tmsg *t = malloc(sizeof(*t));
+	char aor[64], contact[96];
+	struct sip_txn_dest src = src_v4("192.0.2.50", 5060);
+
+	for (unsigned i = 0; i < w->n; i++) {
+		snprintf(aor, sizeof(aor), "sip:w%u-%u@example.com", w->id, i % 300);
+		snprintf(contact, sizeof(contact), "Contact: <sip:x@192.0.2.%u:%u>\r\n", w->id, 5000 + i);
+		mk(t, aor, "same@x", i + 1, contact);
+		struct reg_result res;
+		memset(&res, 0, sizeof(res));
+		assert_int_equal(registrar_register(w->f->r, &t->m, &src, (uint16_t)w->id, w->now,
+						    count_done, w, &res), 0);
+		if (res.status == 200 && res.ticket)
+			w->ok++;
+		else if (res.status != 403)
+			fail_msg("unexpected %u %s", res.status, res.reason);
+	}
+	free(t);
+	return NULL;
+}
+
+/* Group commit under load from two workers: every ticket completes and the
+ * disk agrees with memory. */
+static void test_threads(void **state)
+{
+	struct fx *f = *state;
+	pthread_t th[2];
+	struct worker_arg w[2];
+	atomic_uint tickets;
+
+	atomic_init(&tickets, 0);
+	f->conf.max_bindings_per_aor = 5;
+	fx_open(f);
+	for (unsigned i = 0; i < 2; i++) {
+		w[i] = (struct worker_arg){ f, i + 1, 3000, 0, sw_wall_s(), &tickets };
+		pthread_create(&th[i], NULL, worker_main, &w[i]);
+	}
+	for (unsigned i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	registrar_flush(f->r);
+	assert_int_equal(atomic_load(&tickets), w[0].ok + w[1].ok);
+	assert_int_equal(registrar_count(f->r), 2 * 300 * 5);
+	assert_int_equal(db_rows(f), registrar_count(f->r));
+	registrar_close(f->r);
+	f->r = NULL;
+	fx_open(f);
+	assert_int_equal(registrar_count(f->r), 2 * 300 * 5);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1)
+		torture_dir = argv[1];
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_add_refresh_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_star, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expires_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_per_aor_and_q, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_instance_reg_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_callid_cseq, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torture, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
