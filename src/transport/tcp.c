@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -285,6 +286,71 @@ static ssize_t frame(struct sw_tp *tp, const char *b, size_t n)
 	return m;
 }
 
+/* End of the header section (index after the empty line) searched from
+ * `from`, or 0 when it has not arrived. */
+static size_t hdr_end(const char *b, size_t n, size_t from)
+{
+	for (size_t i = from; i + 1 < n; i++) {
+		if (b[i] != '\n')
+			continue;
+		if (b[i + 1] == '\n')
+			return i + 2;
+		if (b[i + 1] == '\r' && i + 2 < n && b[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+static bool is_ws(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* Content-Length of a complete header section b[0..h), only as a hint of
+ * when to frame again: 0 (no hint) unless there is exactly one plain
+ * "Content-Length"/"l" field with a decimal value on one line. sip_frame
+ * stays the judge of the message. */
+static size_t cl_hint(const char *b, size_t h)
+{
+	size_t hint = 0;
+	bool seen = false;
+	size_t i = 0;
+	while (i < h) {
+		const char *nl = memchr(b + i, '\n', h - i);
+		size_t eol = nl ? (size_t)(nl - b) : h;
+		size_t j = i, name = i;
+		while (j < eol && b[j] != ':' && !is_ws(b[j]))
+			j++;
+		size_t nlen = j - name;
+		bool cl = !is_ws(b[i]) &&
+			  ((nlen == 14 && strncasecmp(b + name, "Content-Length", 14) == 0) ||
+			   (nlen == 1 && (b[name] == 'l' || b[name] == 'L')));
+		if (cl) {
+			while (j < eol && is_ws(b[j]))
+				j++;
+			if (j >= eol || b[j] != ':' || seen)
+				return 0;
+			j++;
+			while (j < eol && is_ws(b[j]))
+				j++;
+			size_t v = 0, digits = 0;
+			while (j < eol && b[j] >= '0' && b[j] <= '9' && digits < 9) {
+				v = v * 10 + (size_t)(b[j++] - '0');
+				digits++;
+			}
+			while (j < eol && (is_ws(b[j]) || b[j] == '\r'))
+				j++;
+			/* Not on one line (folded, RFC 3261 §7.3.1) or junk. */
+			if (digits == 0 || j != eol || (eol + 1 < h && is_ws(b[eol + 1])))
+				return 0;
+			seen = true;
+			hint = v;
+		}
+		i = eol + 1;
+	}
+	return seen ? h + hint : 0;
+}
+
 /* Frame and deliver what is in c->in; keep the incomplete tail. */
 static void conn_process(struct tp_conn *c)
 {
@@ -308,7 +374,24 @@ static void conn_process(struct tp_conn *c)
 			pos++;
 			continue;
 		}
-		ssize_t m = frame(tp, b, n);
+		/* A peer dribbling a message byte by byte must not make us
+		 * re-frame it from the start each time (quadratic work):
+		 * frame only once the header section is complete, and then
+		 * once the hinted body length is there. */
+		if (c->scan_hdr == 0) {
+			size_t h = hdr_end(b, n, c->scanned > 2 ? c->scanned - 2 : 0);
+			if (h == 0) {
+				c->scanned = n;
+				if (n >= tp->conf.limits.max_msg) {
+					conn_close(c, CLOSE_FRAME);
+					return;
+				}
+				break;
+			}
+			c->scan_hdr = h;
+			c->need = cl_hint(b, h);
+		}
+		ssize_t m = n >= c->need ? frame(tp, b, n) : -EAGAIN;
 		if (m == -EAGAIN) {
 			if (n >= tp->conf.limits.max_msg) {
 				/* Cannot complete within max_msg. */
@@ -324,6 +407,7 @@ static void conn_process(struct tp_conn *c)
 			return;
 		}
 		pos += (size_t)m;
+		c->scanned = c->scan_hdr = c->need = 0;
 		deliver(c, b, (size_t)m);
 	}
 	if (c->closing)

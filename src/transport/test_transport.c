@@ -765,6 +765,45 @@ static void test_tcp_to_udp_flush(void **state)
 	fix_free(f);
 }
 
+/* Content-Length spellings: headers first, the body byte by byte; each
+ * message is delivered exactly when its last byte arrives. */
+static void test_tcp_cl_variants(void **state)
+{
+#define HDRS "OPTIONS sip:a@example.com SIP/2.0\r\n" \
+	"Via: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bK-v\r\n" \
+	"From: <sip:x@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\n" \
+	"Call-ID: v\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+	static const char *const hdrs[] = {
+		HDRS "Content-Length: 5\r\n\r\n",
+		HDRS "l: 5\r\n\r\n",
+		HDRS "content-length :   5  \r\n\r\n",
+		HDRS "Content-Length: 005\r\n\r\n",
+		HDRS "Content-Length:\r\n 5\r\n\r\n",        /* folded */
+		HDRS "X-Content-Length: 99\r\nContent-Length: 5\r\n\r\n",
+		HDRS "Content-Length: 5\r\nX-A: 1\r\n 2\r\n\r\n",
+	};
+	struct fix *f = fix_new();
+	fix_start(f);
+	int c = tcp_client(f, 0);
+	for (unsigned i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+		write_all(c, hdrs[i], strlen(hdrs[i]));
+		pump(f, 2);
+		for (unsigned k = 0; k < 5; k++) {
+			assert_int_equal(f->nrx, i);
+			write_all(c, "abcde" + k, 1);
+			pump(f, 2);
+		}
+		pump_until(f, &f->nrx, i + 1, 2000);
+		assert_int_equal(f->nrx, i + 1);
+		assert_int_equal(f->rx[i].len, strlen(hdrs[i]) + 5);
+		assert_memory_equal(f->rx[i].buf + strlen(hdrs[i]), "abcde", 5);
+	}
+	assert_int_equal(sw_tp_conn_count(f->tp), 1);
+	close(c);
+	fix_free(f);
+#undef HDRS
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -781,6 +820,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_send_closed),
 		cmocka_unit_test(test_tcp_output_cap),
 		cmocka_unit_test(test_tcp_random_chunks),
+		cmocka_unit_test(test_tcp_cl_variants),
 		cmocka_unit_test(test_tcp_churn),
 		cmocka_unit_test(test_tcp_to_udp_flush),
 		cmocka_unit_test(test_tcp_worker_id),

@@ -42,6 +42,10 @@ struct tp_conn {
 	struct evbuffer *out;
 	char *in;                       /* unframed input */
 	size_t in_len, in_cap;
+	/* Progress on the incomplete message at in[0] (see conn_process). */
+	size_t scanned;                 /* bytes searched for the header end */
+	size_t scan_hdr;                /* header section length, 0 = not yet */
+	size_t need;                    /* frame again at this length (hint) */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	struct sockaddr_storage local;
