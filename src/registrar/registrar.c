@@ -3,18 +3,23 @@
  *
  * Memory layout (issue 6: 1M bindings in <= 512 MB). struct reg_binding is
  * only the exchange format (~1.9 KB, fixed arrays). Internally a binding is
- * one allocation: a 72-byte header (expiry, CSeq, q, reg-id, received
+ * one allocation: an 80-byte header (expiry, CSeq, q, reg-id, received
  * address as family + 16 bytes + port, transport, connection, worker, five
  * 16-bit lengths) followed by its strings packed back to back (Contact,
  * Path, instance, Call-ID, User-Agent, each NUL-terminated). The AOR is
  * stored once per AOR record, not per binding. A typical phone costs about
- * 72 + 200 bytes + malloc overhead; 1M of them stay well under 512 MB.
+ * 80 + 200 bytes + malloc overhead; 1M of them stay well under 512 MB.
  *
  * Locking: 64 shards, each a mutex and a chained hash table keyed by
  * SipHash(canonical AOR) under a random key (AORs are attacker data).
  * All changes of one REGISTER happen under its shard lock, and are queued
  * to the store under that same lock, so the commit order on disk is the
- * order the table saw. Lock order: shard -> store queue. */
+ * order the table saw. Lock order: shard -> store queue.
+ *
+ * All or nothing (§10.3, last paragraph): the table is changed at once so
+ * later requests see it, but the replaced versions are kept with the
+ * ticket. When the commit fails, the ticket's undo puts them back (only
+ * where no later change superseded them) before the worker answers 500. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,6 +41,7 @@
 
 struct rb {
 	struct rb *next;
+	uint64_t id;              /* unique per version: what an undo looks for */
 	int64_t expires_at;
 	uint32_t cseq;
 	int32_t reg_id;
@@ -71,6 +77,7 @@ struct sw_registrar {
 	struct sw_bstore *store;
 	atomic_uint nbindings;
 	atomic_uint_fast64_t next_ticket;
+	atomic_uint_fast64_t next_id;
 	struct shard shards[REG_SHARDS];
 };
 
@@ -383,6 +390,7 @@ static int load_row(void *ctx, const struct bstore_row *row)
 			      row->user_agent);
 	if (!b)
 		return -ENOMEM;
+	b->id = atomic_fetch_add(&r->next_id, 1);
 	if (!a) {
 		a = ra_new(h, row->aor.p, row->aor.len);
 		if (!a) {
@@ -459,6 +467,7 @@ struct sw_registrar *registrar_open(const struct reg_conf *conf, const char *db_
 		r->conf.default_expires = r->conf.max_expires;
 	atomic_init(&r->nbindings, 0);
 	atomic_init(&r->next_ticket, 1);
+	atomic_init(&r->next_id, 1);
 	rc = sw_hkey_random(&r->key);
 	if (rc)
 		goto fail_free;
@@ -634,6 +643,92 @@ static void h_contact(struct hout *h, const struct rb *b, int64_t now_s)
 		h_i64(h, b->reg_id);
 	}
 	h_cstr(h, "\r\n");
+}
+
+/* ---- undo of a failed commit ---- */
+
+struct undo_ent {
+	struct rb *before;        /* version replaced or removed, NULL for an addition */
+	uint64_t after;           /* id of the version written, 0 for a removal */
+};
+
+struct undo {
+	struct sw_registrar *r;
+	reg_commit_fn done;
+	void *ctx;
+	uint64_t hash;
+	unsigned n;
+	uint16_t aor_len;
+	char aor[REG_AOR_MAX];
+	struct undo_ent e[];
+};
+
+static void undo_apply(struct undo *u)
+{
+	struct sw_registrar *r = u->r;
+	struct shard *sh = shard_of(r, u->hash);
+
+	pthread_mutex_lock(&sh->mu);
+	struct ra *a = ra_find(sh, u->hash, u->aor, u->aor_len);
+	for (unsigned i = 0; i < u->n; i++) {
+		struct undo_ent *e = &u->e[i];
+		struct rb **pp = NULL;
+		for (struct rb **bp = a ? &a->list : NULL; bp && *bp && e->after; bp = &(*bp)->next)
+			if ((*bp)->id == e->after)
+				pp = bp;
+		if (pp) {
+			/* Our version is still current: swap it back or drop it. */
+			struct rb *cur = *pp;
+			if (e->before) {
+				e->before->next = cur->next;
+				*pp = e->before;
+				e->before = NULL;
+			} else {
+				*pp = cur->next;
+				a->n--;
+				atomic_fetch_sub(&r->nbindings, 1);
+			}
+			free(cur);
+			continue;
+		}
+		if (e->after || !e->before)
+			continue;   /* superseded by a later change: that one stands */
+		/* A removal: reinstate unless the row key was taken since. */
+		bool taken = false;
+		for (struct rb *b = a ? a->list : NULL; b && !taken; b = b->next)
+			taken = sw_str_eq(rb_contact(b), rb_contact(e->before));
+		if (taken)
+			continue;
+		if (!a) {
+			a = ra_new(u->hash, u->aor, u->aor_len);
+			if (!a)
+				continue;
+			ra_link(sh, a);
+		}
+		e->before->next = a->list;
+		a->list = e->before;
+		a->n++;
+		atomic_fetch_add(&r->nbindings, 1);
+		e->before = NULL;
+	}
+	if (a && !a->list)
+		ra_unlink_free(sh, a);
+	pthread_mutex_unlock(&sh->mu);
+}
+
+/* Runs on the store's commit thread. On failure the store reports the
+ * tickets of a batch newest first, so stacked undos unwind in order. */
+static void ticket_done(void *ctx, uint64_t ticket, int rc)
+{
+	struct undo *u = ctx;
+
+	if (rc != 0)
+		undo_apply(u);
+	for (unsigned i = 0; i < u->n; i++)
+		free(u->e[i].before);
+	if (u->done)
+		u->done(u->ctx, ticket, rc);
+	free(u);
 }
 
 /* ---- request processing ---- */
@@ -884,6 +979,7 @@ int registrar_register(struct sw_registrar *r, const struct sip_msg *m,
 	struct hout h;
 	unsigned ns = 0, nops = 0, n_old = 0, final = 0, reserved = 0;
 	struct ra *a, *fresh = NULL;
+	struct undo *undo = NULL;
 	struct req *q;
 
 	if (!r || !m || !res)
@@ -981,6 +1077,7 @@ int registrar_register(struct sw_registrar *r, const struct sip_msg *m,
 			res_set(res, 500, "no-memory");
 			goto abort;
 		}
+		nb->id = atomic_fetch_add(&r->next_id, 1);
 		nb->expires_at = now_s + c->expires;
 		nb->cseq = m->cseq.num;
 		nb->reg_id = c->na.reg_id >= 0 ? (int32_t)c->na.reg_id : -1;
@@ -1062,8 +1159,22 @@ int registrar_register(struct sw_registrar *r, const struct sip_msg *m,
 		}
 	}
 	if (nops) {
+		undo = malloc(sizeof(*undo) + ns * sizeof(undo->e[0]));
+		if (!undo) {
+			res_set(res, 500, "no-memory");
+			goto abort_ops;
+		}
+		*undo = (struct undo){ .r = r, .done = done, .ctx = ctx, .hash = q->hash,
+				       .aor_len = (uint16_t)q->aor_len };
+		memcpy(undo->aor, q->aor, q->aor_len);
+		for (unsigned i = 0; i < ns; i++) {
+			struct slot *s = &sl[i];
+			if (s->new || (s->old && s->removed))
+				undo->e[undo->n++] = (struct undo_ent){
+					.before = s->old, .after = s->new ? s->new->id : 0 };
+		}
 		res->ticket = atomic_fetch_add(&r->next_ticket, 1);
-		int rc = bstore_submit(r->store, ops, nops, res->ticket, done, ctx);
+		int rc = bstore_submit(r->store, ops, nops, res->ticket, ticket_done, undo);
 		if (rc) {
 			res->ticket = 0;
 			res_set(res, 503, "store-busy");
@@ -1081,7 +1192,8 @@ int registrar_register(struct sw_registrar *r, const struct sip_msg *m,
 		for (unsigned i = 0; i < ns; i++) {
 			struct slot *s = &sl[i];
 			struct rb *keep = s->new ? s->new : s->removed ? NULL : s->old;
-			if (s->old && s->old != keep)
+			/* Replaced versions live on in the undo until the commit. */
+			if (s->old && s->old != keep && !undo)
 				free(s->old);
 			if (keep) {
 				*tail = keep;
@@ -1110,6 +1222,7 @@ nomem_ops:
 abort_ops:
 	for (unsigned i = 0; i < nops; i++)
 		bstore_op_free(ops[i]);
+	free(undo);
 	free(fresh);
 abort:
 	pthread_mutex_unlock(&sh->mu);

@@ -699,11 +699,13 @@ static void test_purge(void **state)
 	assert_int_equal(db_rows(f), 2);
 }
 
-/* A failed commit completes the ticket with rc < 0 (the worker answers 500). */
+/* A failed commit completes the ticket with rc < 0 (the worker answers 500)
+ * and takes the tentative change back out of the table. */
 static void test_store_failure(void **state)
 {
 	struct fx *f = *state;
 	struct tmsg t;
+	struct reg_binding b[2];
 	sqlite3 *db;
 
 	fx_open(f);
@@ -718,9 +720,40 @@ static void test_store_failure(void **state)
 	assert_true(res.ticket != 0);
 	assert_int_equal(f->done_fail, 1);
 	assert_true(f->last_rc < 0);
+	/* §10.3: the tentative binding is gone again. */
+	assert_int_equal(registrar_count(f->r), 0);
+	assert_int_equal(lookup(f, "sip:mallory@example.com", b, 2), 0);
+
 	mk(&t, ALICE, "c1@x", 1, "Contact: <sip:a@192.0.2.1>\r\n");
 	reg(f, &t);
 	assert_int_equal(f->last_rc, 0);
+	assert_int_equal(db_rows(f), 1);
+
+	/* A failed refresh restores the previous version... */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TRIGGER nope2 BEFORE INSERT ON bindings"
+				      " WHEN NEW.cseq = 99 BEGIN SELECT RAISE(ABORT, 'x'); END;"
+				      "CREATE TRIGGER nope3 BEFORE DELETE ON bindings"
+				      " WHEN OLD.contact LIKE '%192.0.2.1' AND OLD.cseq = 1"
+				      " BEGIN SELECT RAISE(ABORT, 'x'); END",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	mk(&t, ALICE, "c1@x", 99, "Contact: <sip:a@192.0.2.1>;expires=600, <sip:a@192.0.2.2>\r\n");
+	res = reg(f, &t);
+	assert_true(f->last_rc < 0);
+	assert_int_equal(lookup(f, ALICE, b, 2), 1);
+	assert_int_equal(b[0].cseq, 1);
+	assert_int_equal(b[0].expires_at, NOW + 3600);
+	assert_int_equal(registrar_count(f->r), 1);
+
+	/* ...and a failed removal reinstates the binding. */
+	mk(&t, ALICE, "c1@x", 2, "Contact: *\r\nExpires: 0\r\n");
+	res = reg(f, &t);
+	assert_int_equal(res.bindings, 0);
+	assert_true(f->last_rc < 0);
+	assert_int_equal(lookup(f, ALICE, b, 2), 1);
+	assert_string_equal(b[0].contact, "sip:a@192.0.2.1");
+	assert_int_equal(registrar_count(f->r), 1);
 	assert_int_equal(db_rows(f), 1);
 }
 

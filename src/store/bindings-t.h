@@ -39,7 +39,8 @@ struct bstore_op;              /* one change, owned by the queue once submitted 
 struct sw_bstore;
 
 /* Called on the commit thread once a ticket's changes are committed (rc 0)
- * or their transaction failed (rc < 0). */
+ * or their transaction failed (rc < 0). Tickets of a committed batch are
+ * reported in submission order, those of a failed batch newest first. */
 typedef void (*bstore_done_fn)(void *ctx, uint64_t ticket, int rc);
 /* Called for each unexpired row while the store opens; non-zero stops the
  * load and fails the open with that value. */

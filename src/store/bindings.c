@@ -244,6 +244,17 @@ static void *commit_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 
 		int rc = commit_batch(s, batch);
+		if (rc != 0) {
+			/* Failed tickets are reported newest first, so a caller
+			 * undoing them in memory unwinds stacked changes in order. */
+			struct bstore_op *rev = NULL;
+			for (struct bstore_op *op = batch, *next; op; op = next) {
+				next = op->next;
+				op->next = rev;
+				rev = op;
+			}
+			batch = rev;
+		}
 		for (struct bstore_op *op = batch, *next; op; op = next) {
 			next = op->next;
 			if (op->ticket && op->done)
