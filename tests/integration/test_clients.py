@@ -103,7 +103,10 @@ def localhost_server(make_server):
 
 def _sipsak_register(srv, user, extra=()):
     sipsak = tool("sipsak")
-    return run_bounded([sipsak, "-U", "-s", "sip:%s@localhost:%d" % (user, srv.port),
+    # -p for the port: sipsak 0.9.8.1 truncates a 5-digit port in -s
+    # (sip:x@localhost:33735 goes out as sip:x@localhost:3373).
+    return run_bounded([sipsak, "-U", "-s", "sip:%s@localhost" % user,
+                        "-p", "%s:%d" % srv.addr,
                         "-H", "127.0.0.1", "-k", "127.0.0.1",
                         "-x", "300", "-vv"] + list(extra), 20)
 
