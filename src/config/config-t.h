@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "auth/auth-t.h"
 #include "base/net.h"
 #include "registrar/registrar-t.h"
 #include "sip/sip-t.h"
@@ -55,6 +56,8 @@ struct sw_config {
 	/* [realm NAME] */
 	struct sw_realm realms[SW_MAX_REALMS];
 	unsigned nrealms;
+	/* [realm NAME] digest keys, [profile NAME], [auth] (config/auth_keys.c) */
+	struct sw_auth_conf auth;
 };
 
 /* A diagnostic from loading or checking: "FILE:LINE: text". */
