@@ -206,7 +206,7 @@ static void limits_key(struct loader *ld, const char *key, const char *value)
 	UINT_KEY("max_headers", c->limits.max_headers, 16, 1000)
 	UINT_KEY("max_header_line", c->limits.max_line, 256, 65535)
 	UINT_KEY("max_via", c->limits.max_via, 2, 256)
-	UINT_KEY("max_contacts", c->limits.max_contacts, 1, 256)
+	UINT_KEY("max_contacts", c->limits.max_contacts, 1, 64)
 	UINT_KEY("max_transactions", c->max_transactions, 64, 4000000)
 	fail(ld, "unknown key \"%s\" in [limits]", key);
 }
@@ -248,7 +248,7 @@ static void registrar_key(struct loader *ld, const char *key, const char *value)
 	UINT_KEY("min_expires", c->reg.min_expires, 1, 86400)
 	UINT_KEY("max_expires", c->reg.max_expires, 1, 604800)
 	UINT_KEY("default_expires", c->reg.default_expires, 1, 604800)
-	UINT_KEY("max_bindings_per_aor", c->reg.max_bindings_per_aor, 1, 1000)
+	UINT_KEY("max_bindings_per_aor", c->reg.max_bindings_per_aor, 1, 128)
 	UINT_KEY("max_bindings", c->reg.max_bindings, 1, 100000000)
 	fail(ld, "unknown key \"%s\" in [registrar]", key);
 }

@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "registrar/registrar.h"
 #include "server/server.h"
 #include "sip/txn.h"
 #include "transport/transport.h"
@@ -104,12 +105,18 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 	w->base = event_base_new();
 	if (!w->base)
 		return -ENOMEM;
-	w->tp = sw_tp_new(w->base, &cfg->tp, pipeline_rx, w);
+	/* Each worker stamps its id into its connection ids so a conn_id kept
+	 * in the shared registrar can never reach another worker's socket. */
+	struct sw_tp_conf tpc = cfg->tp;
+	tpc.worker_id = id;
+	w->tp = sw_tp_new(w->base, &tpc, pipeline_rx, w);
 	w->txns = sip_txn_table_new(cfg->max_transactions, &srv->txn_key, &cfg->timers);
 	w->hdrs = calloc(cfg->limits.max_headers, sizeof(*w->hdrs));
-	w->out_cap = cfg->limits.max_msg + 4096;
+	w->extra_cap = registrar_hdrs_cap(&cfg->reg);
+	if (w->extra_cap < cfg->limits.max_msg)
+		w->extra_cap = cfg->limits.max_msg;
+	w->out_cap = w->extra_cap + cfg->limits.max_msg + 4096;
 	w->out = malloc(w->out_cap);
-	w->extra_cap = cfg->limits.max_msg;
 	w->extra = malloc(w->extra_cap);
 	w->pending = calloc(SW_PENDING_MAX, sizeof(*w->pending));
 	w->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
