@@ -166,32 +166,33 @@ enum shape {
 static const struct {
 	enum sip_hdr_id id;
 	enum shape shape;
+	const char *why;
 } rules[] = {
-	{ SIP_H_VIA, S_VIA },                          /* §20.42 */
-	{ SIP_H_CONTACT, S_CONTACT },                  /* §20.10 */
-	{ SIP_H_ROUTE, S_ROUTE },                      /* §20.34 */
-	{ SIP_H_RECORD_ROUTE, S_ROUTE },               /* §20.30 */
-	{ SIP_H_PATH, S_ROUTE },                       /* RFC 3327 §4 */
-	{ SIP_H_P_ASSERTED_IDENTITY, S_NAMEADDR },     /* RFC 3325 §9.1 */
-	{ SIP_H_P_PREFERRED_IDENTITY, S_NAMEADDR },    /* RFC 3325 §9.2 */
-	{ SIP_H_REFER_TO, S_NAMEADDR },                /* RFC 3515 §2.1 */
-	{ SIP_H_REFERRED_BY, S_NAMEADDR },             /* RFC 3892 §3 */
-	{ SIP_H_REQUIRE, S_TOKEN_LIST },               /* §20.32 */
-	{ SIP_H_PROXY_REQUIRE, S_TOKEN_LIST },         /* §20.29 */
-	{ SIP_H_UNSUPPORTED, S_TOKEN_LIST },           /* §20.40 */
-	{ SIP_H_SUPPORTED, S_TOKEN_LIST0 },            /* §20.37 */
-	{ SIP_H_ALLOW, S_TOKEN_LIST0 },                /* §20.5 */
-	{ SIP_H_CONTENT_ENCODING, S_TOKEN_LIST },      /* §20.12 */
-	{ SIP_H_ALLOW_EVENTS, S_TOKEN_LIST },          /* RFC 6665 §8.2.2 */
-	{ SIP_H_EVENT, S_TOKEN_PARAMS },               /* RFC 6665 §8.2.1 */
-	{ SIP_H_CONTENT_TYPE, S_MEDIA },               /* §20.15 */
-	{ SIP_H_ACCEPT, S_MEDIA_LIST0 },               /* §20.1 */
-	{ SIP_H_EXPIRES, S_DELTA },                    /* §20.19 */
-	{ SIP_H_MIN_EXPIRES, S_DELTA },                /* §20.23 */
-	{ SIP_H_SESSION_EXPIRES, S_DELTA_PARAMS },     /* RFC 4028 §4 */
-	{ SIP_H_RETRY_AFTER, S_RETRY_AFTER },          /* §20.33 */
-	{ SIP_H_DATE, S_DATE },                        /* §20.17 */
-	{ SIP_H_TIMESTAMP, S_TIMESTAMP },              /* §20.38 */
+	{ SIP_H_VIA, S_VIA, "bad Via" },                    /* §20.42 */
+	{ SIP_H_CONTACT, S_CONTACT, "bad Contact" },        /* §20.10 */
+	{ SIP_H_ROUTE, S_ROUTE, "bad Route" },              /* §20.34 */
+	{ SIP_H_RECORD_ROUTE, S_ROUTE, "bad Record-Route" }, /* §20.30 */
+	{ SIP_H_PATH, S_ROUTE, "bad Path" },                /* RFC 3327 §4 */
+	{ SIP_H_P_ASSERTED_IDENTITY, S_NAMEADDR, "bad P-Asserted-Identity" }, /* RFC 3325 §9.1 */
+	{ SIP_H_P_PREFERRED_IDENTITY, S_NAMEADDR, "bad P-Preferred-Identity" }, /* RFC 3325 §9.2 */
+	{ SIP_H_REFER_TO, S_NAMEADDR, "bad Refer-To" },     /* RFC 3515 §2.1 */
+	{ SIP_H_REFERRED_BY, S_NAMEADDR, "bad Referred-By" }, /* RFC 3892 §3 */
+	{ SIP_H_REQUIRE, S_TOKEN_LIST, "bad Require" },     /* §20.32 */
+	{ SIP_H_PROXY_REQUIRE, S_TOKEN_LIST, "bad Proxy-Require" }, /* §20.29 */
+	{ SIP_H_UNSUPPORTED, S_TOKEN_LIST, "bad Unsupported" }, /* §20.40 */
+	{ SIP_H_SUPPORTED, S_TOKEN_LIST0, "bad Supported" }, /* §20.37 */
+	{ SIP_H_ALLOW, S_TOKEN_LIST0, "bad Allow" },        /* §20.5 */
+	{ SIP_H_CONTENT_ENCODING, S_TOKEN_LIST, "bad Content-Encoding" }, /* §20.12 */
+	{ SIP_H_ALLOW_EVENTS, S_TOKEN_LIST, "bad Allow-Events" }, /* RFC 6665 §8.2.2 */
+	{ SIP_H_EVENT, S_TOKEN_PARAMS, "bad Event" },       /* RFC 6665 §8.2.1 */
+	{ SIP_H_CONTENT_TYPE, S_MEDIA, "bad Content-Type" }, /* §20.15 */
+	{ SIP_H_ACCEPT, S_MEDIA_LIST0, "bad Accept" },      /* §20.1 */
+	{ SIP_H_EXPIRES, S_DELTA, "bad Expires" },          /* §20.19 */
+	{ SIP_H_MIN_EXPIRES, S_DELTA, "bad Min-Expires" },  /* §20.23 */
+	{ SIP_H_SESSION_EXPIRES, S_DELTA_PARAMS, "bad Session-Expires" }, /* RFC 4028 §4 */
+	{ SIP_H_RETRY_AFTER, S_RETRY_AFTER, "bad Retry-After" }, /* §20.33 */
+	{ SIP_H_DATE, S_DATE, "bad Date" },                 /* §20.17 */
+	{ SIP_H_TIMESTAMP, S_TIMESTAMP, "bad Timestamp" },  /* §20.38 */
 };
 
 static bool list_shape(enum shape sh)
@@ -308,7 +309,7 @@ int sip_validate_all(const struct sip_msg *m, struct sip_perr *err)
 		continue;
 bad:
 		err->status = st;
-		err->why = "malformed header";
+		err->why = rules[k].why;
 		return -EBADMSG;
 	}
 	err->off = 0;
