@@ -380,6 +380,14 @@ static bool alglist_usable(const struct auth_alglist *l, uint8_t md5)
 int config_auth_finish(const struct sw_config *c, char *why, size_t whycap)
 {
 	const struct sw_auth_conf *a = &c->auth;
+	for (unsigned k = 0; k < a->nprofiles; k++) {
+		const struct auth_profile *p = &a->profiles[k];
+		if (!p->algs.n)
+			return whyf(why, whycap, "[profile %s] needs algorithms = …", p->name);
+		if (!p->nua && !p->nsrc)
+			return whyf(why, whycap, "[profile %s] needs match_user_agent or match_source",
+				    p->name);
+	}
 	for (unsigned i = 0; i < c->nrealms; i++) {
 		const struct auth_realm_conf *r = config_auth_realm(c, i);
 		if (!alglist_usable(&r->algs, r->md5))
@@ -389,14 +397,6 @@ int config_auth_finish(const struct sw_config *c, char *why, size_t whycap)
 			if (!alglist_usable(&a->profiles[k].algs, r->md5))
 				return whyf(why, whycap, "[profile %s] offers only MD5, which [realm %s] denies",
 					    a->profiles[k].name, c->realms[i].name);
-	}
-	for (unsigned k = 0; k < a->nprofiles; k++) {
-		const struct auth_profile *p = &a->profiles[k];
-		if (!p->algs.n)
-			return whyf(why, whycap, "[profile %s] needs algorithms = …", p->name);
-		if (!p->nua && !p->nsrc)
-			return whyf(why, whycap, "[profile %s] needs match_user_agent or match_source",
-				    p->name);
 	}
 	if (a->nonce_secret_len && a->nonce_secret_file[0])
 		return whyf(why, whycap, "[auth]: set nonce_secret or nonce_secret_file, not both");
