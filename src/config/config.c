@@ -47,7 +47,7 @@ void config_defaults(struct sw_config *c)
 	c->log_level = SW_LOG_INFO;
 	snprintf(c->server_name, sizeof(c->server_name), "sipwarden");
 	c->limits = (struct sip_limits){ .max_msg = 65535, .max_headers = 100, .max_line = 8192,
-					 .max_via = 32, .max_contacts = 16 };
+					 .max_via = 70, .max_contacts = 16 };
 	c->max_transactions = 65536;
 	c->tp = (struct sw_tp_conf){ .limits = c->limits, .tcp_idle_s = 300, .tcp_max_conns = 4096,
 				     .tcp_max_conns_per_ip = 64, .udp_batch = 32 };

@@ -51,7 +51,7 @@ static void log_result(struct req *r, unsigned status)
 	char src[64];
 	sw_sockaddr_fmt(src_sa(r), src, sizeof(src));
 	sw_log_begin(&l, lvl, "sip.request");
-	sw_log_str(&l, "method", r->m->method_name);
+	sw_log_str(&l, "method", r->m->method_name.p ? r->m->method_name : SW_STR_LIT("-"));
 	sw_log_int(&l, "status", status);
 	sw_log_cstr(&l, "reason", r->why ? r->why : "-");
 	sw_log_cstr(&l, "src", src);
@@ -144,12 +144,21 @@ static void reject_unparsable(struct sw_worker *w, const struct sw_rx *rx, struc
 		sw_log_cstr(&l, "src", src);
 		sw_log_end(&l);
 	}
-	if (!m->is_request || !m->replyable || err->status == 0)
-		return;
-	if (m->method == SIP_M_ACK)
+	if (!m->is_request || err->status == 0 || m->method == SIP_M_ACK)
 		return; /* ACK is never answered (RFC 3261 §17.2.3) */
-	reply_dest(&r);
-	reply(&r, (unsigned)err->status, err->why, NULL);
+	if (m->replyable) {
+		reply_dest(&r);
+		reply(&r, (unsigned)err->status, err->why, NULL);
+		return;
+	}
+	/* Core headers unusable: a verbatim 400 straight back to the source. */
+	struct sip_out o;
+	sip_out_init(&o, w->out, w->out_cap);
+	if (sip_resp_verbatim(&o, m, (unsigned)err->status, err->why) < 0 ||
+	    sip_resp_end(&o, SW_STR_NULL, SW_STR_NULL) < 0)
+		return;
+	worker_send(w, &rx->from, o.buf, o.len);
+	log_result(&r, (unsigned)err->status);
 }
 
 /* RFC 3261 §8.2.2.3: every option tag in Require must be one we support. */

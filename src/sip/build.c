@@ -11,6 +11,7 @@
 #include "base/siphash.h"
 #include "base/str.h"
 #include "sip/build.h"
+#include "sip/parse.h"
 
 void sip_out_init(struct sip_out *o, char *buf, size_t cap)
 {
@@ -403,6 +404,34 @@ int sip_resp_begin(struct sip_out *o, const struct sip_msg *req, const struct so
 	sip_out_put(o, "\r\n", 2);
 	put_hdr(o, "Call-ID: ", cid->value);
 	put_hdr(o, "CSeq: ", cseq->value);
+	return o->overflow ? -ENOSPC : 0;
+}
+
+int sip_resp_verbatim(struct sip_out *o, const struct sip_msg *req, unsigned status,
+		      const char *reason)
+{
+	if (status < 100 || status > 699 || !req->is_request || req->first[SIP_H_VIA] < 0)
+		return -EINVAL;
+	sip_out_cstr(o, "SIP/2.0 ");
+	sip_out_u64(o, status);
+	sip_out_put(o, " ", 1);
+	put_unfolded(o, sw_str_c(reason ? reason : sip_reason_phrase(status)));
+	sip_out_put(o, "\r\n", 2);
+	/* RFC 3261 §8.2.6.2 copies: whatever of Via/From/To/Call-ID/CSeq is
+	 * there, as written (it did not parse, so nothing is amended). */
+	static const enum sip_hdr_id ids[] = { SIP_H_VIA, SIP_H_FROM, SIP_H_TO, SIP_H_CALL_ID,
+					       SIP_H_CSEQ };
+	for (unsigned k = 0; k < sizeof(ids) / sizeof(ids[0]); k++) {
+		for (unsigned i = 0; i < req->nhdrs; i++) {
+			const struct sip_hdr *h = &req->hdrs[i];
+			if (h->id != ids[k])
+				continue;
+			sip_out_cstr(o, sip_hdr_canonical(h->id));
+			sip_out_cstr(o, ": ");
+			put_unfolded(o, h->value);
+			sip_out_put(o, "\r\n", 2);
+		}
+	}
 	return o->overflow ? -ENOSPC : 0;
 }
 

@@ -22,6 +22,12 @@ const char *sip_reason_phrase(unsigned status);
  * and to_tag is non-empty), Call-ID, CSeq. reason NULL = standard phrase. */
 int sip_resp_begin(struct sip_out *o, const struct sip_msg *req, const struct sockaddr *src,
 		   unsigned status, const char *reason, struct sw_str to_tag);
+/* For a request whose Via/From/To/Call-ID/CSeq did not all parse
+ * (msg->replyable false) but that has a Via: status line and verbatim
+ * copies of those fields, so the sender still learns why (RFC 4475 asks
+ * 400 for such messages). Goes back to the source address only. */
+int sip_resp_verbatim(struct sip_out *o, const struct sip_msg *req, unsigned status,
+		      const char *reason);
 /* Content-Type (when body non-empty), Content-Length, blank line, body.
  * Returns 0, or -ENOSPC when the buffer overflowed. */
 int sip_resp_end(struct sip_out *o, struct sw_str content_type, struct sw_str body);

@@ -28,7 +28,7 @@ void sip_limits_default(struct sip_limits *lim)
 	lim->max_msg = 65535;
 	lim->max_headers = 100;
 	lim->max_line = 8192;
-	lim->max_via = 32;
+	lim->max_via = 70;
 	lim->max_contacts = 16;
 }
 

@@ -79,7 +79,8 @@ struct sip_limits {
 	size_t max_msg;        /* whole message incl. body; default 65535 */
 	unsigned max_headers;  /* header fields; default 100 */
 	size_t max_line;       /* one header field incl. folded lines; default 8192 */
-	unsigned max_via;      /* via-parms over all Via fields; default 32 */
+	unsigned max_via;      /* via-parms over all Via fields; default 70 (RFC 3261
+				 * Max-Forwards; RFC 4475 longreq has 34) */
 	unsigned max_contacts; /* contact values in one request; default 16 */
 };
 
