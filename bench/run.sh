@@ -3,7 +3,8 @@
 # loopback, trust-list mode (no auth), with bench/sipbench.
 #
 #   bench/run.sh                 # default profiles, 10 s each
-#   DURATION=30 WORKERS=4 bench/run.sh
+#   DURATION=60 WORKERS=4 bench/run.sh
+#   MAX_TRANSACTIONS=2000000 bench/run.sh   # [limits] max_transactions per worker
 #   bench/run.sh -s 16 -c 128    # one custom sipbench profile
 #
 # Starts its own sipwarden on a free port with a throw-away data_dir, stops
@@ -11,7 +12,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-40}   # > Timer J (32 s): completed transactions pile up that long
 WARMUP=${WARMUP:-2}
 WORKERS=${WORKERS:-auto}
 PY=/usr/bin/python3
@@ -39,6 +40,8 @@ listen = udp:127.0.0.1:$PORT
 workers = $WORKERS
 data_dir = $tmp/var
 log_level = ${LOG_LEVEL:-warn}
+
+$( [ -n "${MAX_TRANSACTIONS:-}" ] && printf '[limits]\nmax_transactions = %s\n' "$MAX_TRANSACTIONS" )
 
 [registrar]
 trust = 127.0.0.0/8
@@ -75,7 +78,7 @@ HZ=$(getconf CLK_TCK)
 echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')"
 echo "machine: nproc=$(nproc) kernel=$(uname -r) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-echo "server:  $("$BIN" version 2>&1 | head -1), workers=$WORKERS, udp:127.0.0.1:$PORT, log_level=${LOG_LEVEL:-warn}"
+echo "server:  $("$BIN" version 2>&1 | head -1), workers=$WORKERS, udp:127.0.0.1:$PORT, log_level=${LOG_LEVEL:-warn}, max_transactions=${MAX_TRANSACTIONS:-default}"
 echo
 
 run_profile() {

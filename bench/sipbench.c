@@ -60,6 +60,7 @@ static uint64_t now_ns(void)
 
 static uint64_t hist[HIST_US + 1];
 static uint64_t n_ok, n_other, n_timeout, n_sent, n_stray;
+static uint64_t by_status[700];  /* final answers by status code */
 static uint32_t *cseq;          /* per user */
 static bool measuring;
 
@@ -282,6 +283,7 @@ int main(int argc, char **argv)
 			measuring = true;
 			memset(hist, 0, sizeof hist);
 			n_ok = n_other = n_timeout = n_sent = n_stray = 0;
+			memset(by_status, 0, sizeof by_status);
 			cpu0 = cpu_s();
 		}
 		if (now >= t_end)
@@ -339,6 +341,8 @@ int main(int argc, char **argv)
 					n_stray++;      /* late reply to a timed-out request */
 					continue;
 				}
+				if (st < 700)
+					by_status[st]++;
 				if (st == 200) {
 					n_ok++;
 					record(t - sl->sent_ns);
@@ -357,6 +361,13 @@ int main(int argc, char **argv)
 	printf("register_200_per_s=%.0f ok=%" PRIu64 " non200=%" PRIu64
 	       " timeouts=%" PRIu64 " stray=%" PRIu64 " sent=%" PRIu64 "\n",
 	       (double)n_ok / secs, n_ok, n_other, n_timeout, n_stray, n_sent);
+	if (n_other) {
+		printf("non200_by_status:");
+		for (unsigned k = 100; k < 700; k++)
+			if (by_status[k] && k != 200)
+				printf(" %u=%" PRIu64, k, by_status[k]);
+		printf("\n");
+	}
 	printf("latency_ms p50=%.3f p90=%.3f p99=%.3f p999=%.3f max<=%.3f\n",
 	       pct(n_ok, 0.50), pct(n_ok, 0.90), pct(n_ok, 0.99), pct(n_ok, 0.999),
 	       pct(n_ok, 1.0));

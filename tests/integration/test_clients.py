@@ -75,9 +75,9 @@ def test_sipp(server, tmp_path, scenario, transport):
 
 
 def test_sipp_many_users(server, tmp_path):
-    """50 REGISTERs of one user each ([call_number] in the scenario would
-    be nicer; -s is fixed, so: 50 calls of one AOR with distinct Call-IDs
-    and the same Contact -> still exactly one binding)."""
+    """50 SIPp calls at 50/s for one AOR, each with its own Call-ID and the
+    same Contact: every one gets its 200 and there is still exactly one
+    binding (§10.3 step 7: a new Call-ID updates the existing binding)."""
     rc, detail = run_sipp(server, "register", "sipp-many", tmp_path, calls=50,
                           extra=["-r", "50"])
     assert rc == 0, detail
