@@ -3,9 +3,11 @@
 # are present. Usage: scripts/deps.sh build|test
 set -euo pipefail
 
-build_pkgs=(gcc meson ninja-build pkg-config libevent-dev libsqlite3-dev libinih-dev libssl-dev)
+build_pkgs=(gcc meson ninja-build pkg-config libevent-dev libsqlite3-dev libinih-dev libssl-dev
+            libmaxminddb-dev)
 test_pkgs=(libcmocka-dev python3-pytest sip-tester sipsak baresip sipvicious clang
-           libclang-rt-14-dev sqlite3 binutils procps iproute2)
+           libclang-rt-14-dev sqlite3 binutils procps iproute2
+           libmaxmind-db-writer-perl)
 
 case "${1:-build}" in
   build) pkgs=("${build_pkgs[@]}") ;;

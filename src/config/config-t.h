@@ -9,6 +9,7 @@
 
 #include "auth/auth-t.h"
 #include "base/net.h"
+#include "guard/guard-t.h"
 #include "registrar/registrar-t.h"
 #include "sip/sip-t.h"
 #include "sip/txn-t.h"
@@ -58,6 +59,8 @@ struct sw_config {
 	unsigned nrealms;
 	/* [realm NAME] digest keys, [profile NAME], [auth] (config/auth_keys.c) */
 	struct sw_auth_conf auth;
+	/* [guard] (config/guard_keys.c) */
+	struct sw_guard_conf guard;
 };
 
 /* A diagnostic from loading or checking: "FILE:LINE: text". */
