@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "base/str.h"
+#include "config/auth_keys.h"
 #include "config/config.h"
 
 struct loader {
@@ -340,6 +341,20 @@ static char *reader(char *str, int num, void *stream)
 	return str;
 }
 
+/* Digest settings live with the auth module's types (config/auth_keys.c). */
+static void delegate(struct loader *ld, const char *kind, const char *name, const char *section,
+		     const char *key, const char *value)
+{
+	char why[300];
+	while (*name == ' ')
+		name++;
+	int rc = config_auth_key(ld->c, kind, name, key, value, why, sizeof(why));
+	if (rc == -ENOENT)
+		fail(ld, "unknown key \"%s\" in [%s]", key, section);
+	else if (rc < 0)
+		fail(ld, "%s: %s", key, why[0] ? why : "bad value");
+}
+
 static int handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct loader *ld = user;
@@ -355,9 +370,12 @@ static int handler(void *user, const char *section, const char *key, const char 
 		timers_key(ld, key, value);
 	else if (strcmp(section, "registrar") == 0)
 		registrar_key(ld, key, value);
-	else if (strncmp(section, "realm ", 6) == 0 || strncmp(section, "profile ", 8) == 0 ||
-		 strcmp(section, "auth") == 0)
-		fail(ld, "unknown key \"%s\" in [%s]", key, section);
+	else if (strncmp(section, "realm ", 6) == 0)
+		delegate(ld, "realm", section + 6, section, key, value);
+	else if (strncmp(section, "profile ", 8) == 0)
+		delegate(ld, "profile", section + 8, section, key, value);
+	else if (strcmp(section, "auth") == 0)
+		delegate(ld, "auth", "", section, key, value);
 	else if (!*section)
 		fail(ld, "key \"%s\" outside of any section", key);
 	/* unknown sections were reported by the reader */
@@ -376,6 +394,9 @@ static void cross_checks(struct loader *ld)
 		fail(ld, "[timers] t2 must not be below t1");
 	if (c->nlisten == 0)
 		fail(ld, "[server] needs at least one listen address");
+	char why[300];
+	if (!ld->failed && config_auth_finish(c, why, sizeof(why)) < 0)
+		fail(ld, "%s", why);
 	c->reg.max_contacts = c->limits.max_contacts;
 	c->tp.limits = c->limits;
 }
@@ -421,7 +442,7 @@ unsigned config_check(const struct sw_config *c, FILE *out)
 		static const struct sw_cidr loop6 = { AF_INET6, 128, { [15] = 1 } };
 		if (!sw_cidr_match(&loop4, sa) && !sw_cidr_match(&loop6, sa) && c->nreg_trust) {
 			fprintf(out, "warning: %s: [registrar] trust lets %u network(s) register without "
-				     "authentication while listening on %s\n",
+				     "a password while listening on %s\n",
 				c->path, c->nreg_trust, c->listen[i].text);
 			n++;
 			break;
@@ -438,10 +459,5 @@ unsigned config_check(const struct sw_config *c, FILE *out)
 		fprintf(out, "warning: %s: no [realm] section: every REGISTER will be refused\n", c->path);
 		n++;
 	}
-	if (c->nreg_trust == 0 && c->nrealms) {
-		fprintf(out, "warning: %s: [registrar] trust is empty and digest authentication is not "
-			     "available yet: nobody can register\n", c->path);
-		n++;
-	}
-	return n;
+	return n + config_auth_warn(c, out);
 }

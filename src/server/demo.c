@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/cmd_user.h"
 #include "server/demo.h"
 
 static const char demo_ini[] =
@@ -20,12 +21,20 @@ static const char demo_ini[] =
 	"log_level = info\n"
 	"\n"
 	"[registrar]\n"
-	"; Until digest authentication is enabled, only these networks may register.\n"
-	"trust = 127.0.0.0/8, ::1\n"
+	"; Networks listed in `trust` may register without a password; everyone\n"
+	"; else authenticates with digest.\n"
+	"; trust = 192.0.2.0/24\n"
 	"min_expires = 60\n"
 	"max_expires = 3600\n"
 	"\n"
-	"[realm demo.sipwarden.test]\n";
+	"[realm demo.sipwarden.test]\n"
+	"algorithms = SHA-256, MD5\n"
+	"md5 = warn\n"
+	"\n"
+	"; Clients that fail when offered more than MD5 (baresip 1.0) get MD5 only.\n"
+	"[profile legacy]\n"
+	"match_user_agent = baresip*\n"
+	"algorithms = MD5\n";
 
 int demo_prepare(char *path, size_t cap)
 {
@@ -48,5 +57,13 @@ int demo_prepare(char *path, size_t cap)
 		return -1;
 	}
 	fprintf(stderr, "sipwarden: wrote the demo configuration %s (realm demo.sipwarden.test)\n", path);
-	return 0;
+	return 1;
+}
+
+int demo_user(const struct sw_config *cfg)
+{
+	char *argv[] = { "user", "add", "1000@demo.sipwarden.test", "--generate", NULL };
+	fprintf(stderr, "sipwarden: creating the demo user 1000@demo.sipwarden.test; its password is "
+			"shown once, below:\n");
+	return cmd_user(4, argv, cfg) == 0 ? 0 : -1;
 }

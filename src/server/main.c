@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "config/config.h"
+#include "server/cmd_user.h"
 #include "server/demo.h"
 #include "server/server.h"
 
@@ -20,6 +21,7 @@ static void usage(FILE *out)
 		"  run [-c FILE]     run the server in the foreground; without -c, the demo\n"
 		"                    configuration ./var/sipwarden.ini (written on first use)\n"
 		"  check -c FILE     validate a configuration and warn about weak choices\n"
+		"  user ... -c FILE  manage digest credentials (sipwarden user help)\n"
 		"  version           print the version\n");
 }
 
@@ -73,14 +75,30 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "run") == 0) {
 		char demo_path[256];
+		int created = 0;
 		if (!path) {
-			if (demo_prepare(demo_path, sizeof(demo_path)) < 0)
+			if ((created = demo_prepare(demo_path, sizeof(demo_path))) < 0)
 				return 1;
 			path = demo_path;
 		}
 		if (load(path, &cfg) < 0)
 			return 1;
+		if (created && demo_user(&cfg) < 0)
+			return 1;
 		return server_run(&cfg);
+	}
+	if (strcmp(cmd, "user") == 0) {
+		if (argc >= 3 && (strcmp(argv[2], "help") == 0 || strcmp(argv[2], "--help") == 0)) {
+			cmd_user_usage(stdout);
+			return 0;
+		}
+		if (!path) {
+			fprintf(stderr, "sipwarden user: -c FILE is required (the server's configuration)\n");
+			return 2;
+		}
+		if (load(path, &cfg) < 0)
+			return 1;
+		return cmd_user(argc - 1, argv + 1, &cfg);
 	}
 	fprintf(stderr, "sipwarden: unknown command \"%s\"\n", cmd);
 	usage(stderr);

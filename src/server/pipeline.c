@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/net.h"
@@ -21,6 +22,7 @@
 #include "sip/fields.h"
 #include "sip/parse.h"
 #include "sip/txn.h"
+#include "transport/transport.h"
 
 /* What this server implements as a registrar (RFC 3261 §8.2.1). */
 #define ALLOW_HDR "Allow: REGISTER, OPTIONS, ACK, CANCEL\r\n"
@@ -35,6 +37,7 @@ struct req {
 	struct sip_txn *txn;          /* NULL for stateless replies */
 	struct sip_txn_dest dest;     /* where replies go */
 	const char *why;              /* reason code for the log */
+	bool quiet;                   /* already logged by its phase */
 };
 
 static const struct sockaddr *src_sa(const struct req *r)
@@ -45,7 +48,7 @@ static const struct sockaddr *src_sa(const struct req *r)
 static void log_result(struct req *r, unsigned status)
 {
 	enum sw_log_level lvl = status < 300 ? SW_LOG_DEBUG : SW_LOG_INFO;
-	if (!sw_log_enabled(lvl))
+	if (r->quiet || !sw_log_enabled(lvl))
 		return;
 	struct sw_logline l;
 	char src[64];
@@ -144,6 +147,12 @@ static void reject_unparsable(struct sw_worker *w, const struct sw_rx *rx, struc
 		sw_log_cstr(&l, "src", src);
 		sw_log_end(&l);
 	}
+	if (rx->from.reliable && (!m->method_name.p || m->first[SIP_H_VIA] < 0)) {
+		/* A stream whose message has no start line or no Via is not
+		 * speaking SIP (or lost its framing): close it. */
+		sw_tp_close(w->tp, &rx->from);
+		return;
+	}
 	if (!m->is_request || err->status == 0 || m->method == SIP_M_ACK)
 		return; /* ACK is never answered (RFC 3261 §17.2.3) */
 	if (m->replyable) {
@@ -199,16 +208,71 @@ static bool is_sip_uri(const struct sip_uri *u)
 	return u->scheme == SIP_URI_SIP || u->scheme == SIP_URI_SIPS;
 }
 
-/* Authentication phase. Until digest authentication lands (issue 3) a
- * REGISTER is accepted only from networks in [registrar] trust, so the
- * registrar is never open to the world. */
-static bool authenticate(struct req *r)
+static void log_auth(struct req *r, const struct auth_result *a, bool trusted)
 {
-	const struct sw_config *cfg = r->w->cfg;
-	if (sw_cidr_list_match(cfg->reg_trust, cfg->nreg_trust, src_sa(r)))
+	/* One line per verdict (issue 3). A challenge to a request without
+	 * credentials is the normal first leg: debug. Never logged: the
+	 * response hash, nonce secret, HA1 or password (none are in *a). */
+	enum sw_log_level lvl = SW_LOG_WARN;
+	if (trusted || a->outcome == AUTH_OK)
+		lvl = a->md5_warn ? SW_LOG_WARN : SW_LOG_INFO;
+	else if (a->outcome == AUTH_CHALLENGE && (strcmp(a->reason, AUTH_R_NO_CREDENTIALS) == 0 ||
+						   strcmp(a->reason, AUTH_R_STALE) == 0))
+		lvl = SW_LOG_DEBUG;
+	if (!sw_log_enabled(lvl))
+		return;
+	struct sw_logline l;
+	char src[64];
+	sw_sockaddr_fmt(src_sa(r), src, sizeof(src));
+	sw_log_begin(&l, lvl, trusted || a->outcome == AUTH_OK ? "auth.ok" : "auth.fail");
+	sw_log_cstr(&l, "reason", trusted ? "trusted-source" : a->reason);
+	sw_log_str(&l, "method", r->m->method_name);
+	if (!trusted) {
+		sw_log_int(&l, "status", a->status);
+		sw_log_cstr(&l, "user", a->user);
+		if (a->userhash)
+			sw_log_cstr(&l, "userhash", "yes");
+		sw_log_cstr(&l, "realm", a->realm ? a->realm : "-");
+		sw_log_cstr(&l, "algorithm", a->algorithm ? a->algorithm : "-");
+		if (a->profile)
+			sw_log_cstr(&l, "profile", a->profile);
+		if (a->outcome == AUTH_OK && a->mapped)
+			sw_log_cstr(&l, "aor", a->aor);
+		if (a->md5_warn)
+			sw_log_cstr(&l, "md5", "warn");
+		if (a->stale)
+			sw_log_cstr(&l, "stale", "true");
+	}
+	sw_log_cstr(&l, "src", src);
+	sw_log_cstr(&l, "transport", r->rx->from.reliable ? "tcp" : "udp");
+	const struct sip_hdr *ua = sip_hdr_get(r->m, SIP_H_USER_AGENT);
+	if (ua)
+		sw_log_str(&l, "ua", ua->value);
+	sw_log_end(&l);
+}
+
+/* Authentication phase (DESIGN.md "Authentication methods"). Networks in
+ * [registrar] trust register without a password (trunk-like devices);
+ * everyone else proves a digest secret (RFC 3261 §22, 401 as registrar). */
+static bool authenticate(struct req *r, bool proxy)
+{
+	struct sw_worker *w = r->w;
+	const struct sw_config *cfg = w->cfg;
+	struct auth_result a;
+	if (sw_cidr_list_match(cfg->reg_trust, cfg->nreg_trust, src_sa(r))) {
+		log_auth(r, &a, true);
 		return true;
-	r->why = "untrusted-source";
-	reply(r, 403, "Forbidden (not a trusted network)", NULL);
+	}
+	auth_check(w->aw, r->m, src_sa(r), auth_realm_for(cfg, r->m), proxy, sw_wall_s(), &a);
+	log_auth(r, &a, false);
+	if (a.outcome == AUTH_OK)
+		return true;
+	r->why = a.reason;
+	r->quiet = true; /* the auth line above is this request's log line */
+	struct sip_out o;
+	begin_reply(r, &o, a.status, NULL);
+	sip_out_put(&o, a.hdrs, a.hdrs_len);
+	finish_reply(r, &o, a.status);
 	return false;
 }
 
@@ -236,7 +300,7 @@ static void route_register(struct req *r)
 		reply(r, cfg->unknown_domain_status, "Domain not served here", NULL);
 		return;
 	}
-	if (!authenticate(r))
+	if (!authenticate(r, false))
 		return;
 	/* The AOR must be in a domain we serve too (step 4 authorisation). */
 	if (is_sip_uri(&m->to.uri) && !config_realm(cfg, m->to.uri.host.p, m->to.uri.host.len)) {

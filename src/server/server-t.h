@@ -19,6 +19,8 @@ struct event;
 struct sw_tp;
 struct sip_txn;
 struct sip_txn_table;
+struct sw_auth;
+struct auth_worker;
 
 /* A reply waiting for its binding change to be durable (issue 6: the 200
  * goes out only for a committed binding). */
@@ -46,6 +48,7 @@ struct sw_worker {
 	struct event_base *base;
 	struct sw_tp *tp;
 	struct sip_txn_table *txns;
+	struct auth_worker *aw;
 	struct event *tick_ev;
 
 	/* commit completions handed over by the store thread */
@@ -71,6 +74,7 @@ struct sw_worker {
 struct sw_server {
 	const struct sw_config *cfg;
 	struct sw_registrar *reg;
+	struct sw_auth *auth;              /* digest engine (credentials, nonces) */
 	struct sw_hkey tag_key;            /* To-tags: same for every retransmission */
 	struct sw_hkey txn_key;
 	unsigned nworkers;

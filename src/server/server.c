@@ -11,6 +11,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "auth/auth.h"
 #include "registrar/registrar.h"
 #include "server/server.h"
 
@@ -58,12 +59,20 @@ int server_run(const struct sw_config *cfg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	char why[256] = "";
+	srv.auth = auth_open(cfg, cfg->data_dir, &err, why, sizeof(why));
+	if (!srv.auth) {
+		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot open the digest engine\" detail=\"%s\"",
+			why[0] ? why : strerror(err < 0 ? -err : EIO));
+		return 1;
+	}
 	char db[SW_PATH_MAX + 32];
 	snprintf(db, sizeof(db), "%s/bindings.db", cfg->data_dir);
 	srv.reg = registrar_open(&cfg->reg, db, &err);
 	if (!srv.reg) {
 		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot open binding store\" path=\"%s\" error=\"%s\"",
 			db, strerror(err < 0 ? -err : EIO));
+		auth_close(srv.auth);
 		return 1;
 	}
 	sw_logf(SW_LOG_INFO, "registrar.loaded", "bindings=%u path=\"%s\"", registrar_count(srv.reg), db);
@@ -72,6 +81,7 @@ int server_run(const struct sw_config *cfg)
 	srv.workers = calloc(srv.nworkers, sizeof(*srv.workers));
 	if (!srv.workers) {
 		registrar_close(srv.reg);
+		auth_close(srv.auth);
 		return 1;
 	}
 	unsigned started = 0, inited = 0;
@@ -118,6 +128,7 @@ stop:
 	for (unsigned i = 0; i < inited; i++)
 		worker_free(&srv.workers[i]);
 	free(srv.workers);
+	auth_close(srv.auth);
 	if (rc < 0)
 		sw_logf(SW_LOG_ERROR, "server.failed", "error=\"%s\"", strerror(-rc));
 	else

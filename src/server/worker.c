@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "auth/auth.h"
 #include "registrar/registrar.h"
 #include "server/server.h"
 #include "sip/txn.h"
@@ -111,6 +112,7 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 	tpc.worker_id = id;
 	w->tp = sw_tp_new(w->base, &tpc, pipeline_rx, w);
 	w->txns = sip_txn_table_new(cfg->max_transactions, &srv->txn_key, &cfg->timers);
+	w->aw = auth_worker_new(srv->auth);
 	w->hdrs = calloc(cfg->limits.max_headers, sizeof(*w->hdrs));
 	w->extra_cap = registrar_hdrs_cap(&cfg->reg);
 	if (w->extra_cap < cfg->limits.max_msg)
@@ -120,7 +122,7 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 	w->extra = malloc(w->extra_cap);
 	w->pending = calloc(SW_PENDING_MAX, sizeof(*w->pending));
 	w->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (!w->tp || !w->txns || !w->hdrs || !w->out || !w->extra || !w->pending || w->done_fd < 0)
+	if (!w->tp || !w->txns || !w->aw || !w->hdrs || !w->out || !w->extra || !w->pending || w->done_fd < 0)
 		return -ENOMEM;
 	w->done_ev = event_new(w->base, w->done_fd, EV_READ | EV_PERSIST, done_cb, w);
 	w->tick_ev = evtimer_new(w->base, tick_cb, w);
@@ -179,6 +181,8 @@ void worker_free(struct sw_worker *w)
 		sw_tp_free(w->tp);
 	if (w->txns)
 		sip_txn_table_free(w->txns);
+	if (w->aw)
+		auth_worker_free(w->aw);
 	if (w->base)
 		event_base_free(w->base);
 	if (w->done_fd >= 0)

@@ -248,6 +248,18 @@ int tp_tcp_send(struct sw_tp *tp, uint32_t conn_id, const char *buf, size_t len)
 	return conn_send(c, buf, len);
 }
 
+int tp_tcp_close(struct sw_tp *tp, uint32_t conn_id)
+{
+	if (sw_tp_conn_worker(conn_id) != tp->conf.worker_id)
+		return -EXDEV;
+	struct tp_conn *c = conn_lookup(tp, conn_id);
+	if (!c || c->closing)
+		return -ENOTCONN;
+	/* Safe inside the connection's own delivery: the free is deferred. */
+	conn_close(c, CLOSE_LOCAL);
+	return 0;
+}
+
 /* ---- input ---- */
 
 static void deliver(struct tp_conn *c, const char *buf, size_t len)

@@ -120,6 +120,7 @@ int tp_tcp_init(struct sw_tp *tp);
 void tp_tcp_fini(struct sw_tp *tp);
 int tp_tcp_open(struct sw_tp *tp, struct tp_lsn *l, const struct sockaddr *addr, socklen_t alen);
 int tp_tcp_send(struct sw_tp *tp, uint32_t conn_id, const char *buf, size_t len);
+int tp_tcp_close(struct sw_tp *tp, uint32_t conn_id);
 
 /* Common socket setup: non-blocking, close-on-exec, SO_REUSEADDR,
  * SO_REUSEPORT, IPV6_V6ONLY for v6, bound. Returns the fd or -errno. */

@@ -198,6 +198,13 @@ int sw_tp_listen(struct sw_tp *tp, enum sw_proto proto, const struct sockaddr *a
 	return 0;
 }
 
+int sw_tp_close(struct sw_tp *tp, const struct sip_txn_dest *dest)
+{
+	if (dest->proto != SW_PROTO_TCP || dest->conn_id == 0)
+		return 0;
+	return tp_tcp_close(tp, dest->conn_id);
+}
+
 int sw_tp_send(struct sw_tp *tp, const struct sip_txn_dest *dest, const char *buf, size_t len)
 {
 	if (!tp || !dest || (!buf && len))

@@ -27,6 +27,9 @@ int sw_tp_listen(struct sw_tp *tp, enum sw_proto proto, const struct sockaddr *a
  * another worker (sw_tp_conn_worker(conn_id) says which): hand it over. */
 int sw_tp_send(struct sw_tp *tp, const struct sip_txn_dest *dest, const char *buf, size_t len);
 void sw_tp_flush(struct sw_tp *tp);
+/* Close a stream connection (a peer whose byte stream no longer frames as
+ * SIP); may be called from within its own on_rx. No-op for datagrams. */
+int sw_tp_close(struct sw_tp *tp, const struct sip_txn_dest *dest);
 
 /* Connections currently open on this worker (metrics, tests). */
 unsigned sw_tp_conn_count(const struct sw_tp *tp);
