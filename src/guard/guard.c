@@ -427,11 +427,17 @@ static void key_sockaddr(const struct gkey *k, struct sockaddr_in6 *sa)
 
 /* ---- locked tables ---- */
 
+/* A shard holds 1/64 of the configured size plus 25 %: keys never spread
+ * perfectly evenly, and a table sized for N should hold N. */
+static unsigned shard_cap(uint32_t total)
+{
+	uint64_t cap = ((uint64_t)total * 5 / 4 + SHARDS - 1) / SHARDS;
+	return cap < 4 ? 4 : (unsigned)cap;
+}
+
 static int rtab_init(struct rtab *t, uint32_t total, size_t stride)
 {
-	unsigned cap = total / SHARDS;
-	if (cap < 4)
-		cap = 4;
+	unsigned cap = shard_cap(total);
 	unsigned nslots = 8;
 	while (nslots < cap + cap / 3 + 1) /* load factor at most 3/4 */
 		nslots <<= 1;
@@ -560,9 +566,7 @@ static unsigned rtab_count(struct rtab *t)
 
 static int bs_init(struct banset *bs, uint32_t total, bool user)
 {
-	unsigned cap = total / SHARDS;
-	if (cap < 4)
-		cap = 4;
+	unsigned cap = shard_cap(total);
 	unsigned nslots = 8;
 	while (nslots < cap + cap / 3 + 1)
 		nslots <<= 1;

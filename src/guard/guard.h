@@ -101,7 +101,8 @@ const char *guard_reason_str(enum guard_reason r);
 /* "Allow: INVITE, ACK, ...\r\n" for a 405 (RFC 3261 §21.4.6); length or 0. */
 size_t guard_allow_hdr(const struct sw_guard *g, char *buf, size_t cap);
 bool guard_geo_enabled(const struct sw_guard *g);
-/* Records in the per-IP (user false) or per-user table (tests, metrics). */
+/* Records in the per-IP (user false) or per-user table (tests, metrics).
+ * Each table holds up to 1.25 × its configured size (shard headroom). */
 unsigned guard_table_count(struct sw_guard *g, bool user);
 
 /* Address → ban key text: IPv4 as is, IPv6 masked to prefix ("2001:db8::/64").

@@ -846,11 +846,11 @@ static void test_table_bounded(void **state)
 			guard_rate(f->g, m, ip4n(&a, n), S(""), T0 + i / 1000);
 	}
 	unsigned n = guard_table_count(f->g, false);
-	assert_true(n <= 4096);
+	assert_true(n <= 4096 * 5 / 4); /* per-shard headroom (guard.c shard_cap) */
 	assert_true(n >= 4096 / 2);
 	struct guard_stats st;
 	guard_stats(f->g, &st);
-	assert_true(st.c[GUARD_S_EVICTIONS] >= 1000000 - 4096);
+	assert_true(st.c[GUARD_S_EVICTIONS] >= 1000000 - 4096 * 5 / 4);
 	/* the ban table is bounded too: more bans than slots keep the longest */
 	for (uint32_t i = 0; i < 20000; i++) {
 		char t[32];
@@ -858,8 +858,8 @@ static void test_table_bounded(void **state)
 		guard_ban(f->g, t, false, 60 + i, GUARD_R_ADMIN, T0);
 	}
 	guard_stats(f->g, &st);
-	assert_true(st.ip_bans <= 4096);
-	assert_true(st.ip_bans >= 4096 / 2);
+	assert_true(st.ip_bans <= 4096 * 5 / 4);
+	assert_true(st.ip_bans >= 4096);
 	assert_true(guard_ip_banned(f->g, ip(&a, "10.0.78.31"), T0)); /* i = 19999 */
 }
 
@@ -920,7 +920,7 @@ static void test_two_threads(void **state)
 	guard_stats(f->g, &st);
 	assert_int_equal(st.c[GUARD_S_BANNED_IP_DROP], t[0].dropped + t[1].dropped);
 	assert_true(st.c[GUARD_S_BANS] > 0);
-	assert_true(st.ip_bans <= 4096);
+	assert_true(st.ip_bans <= 4096 * 5 / 4);
 }
 
 int main(int argc, char **argv)
