@@ -1,0 +1,50 @@
+/* What the pipeline's phases share (private to src/server). */
+#ifndef SW_SERVER_PIPELINE_INT_H
+#define SW_SERVER_PIPELINE_INT_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "server/server-t.h"
+#include "sip/sip-t.h"
+#include "transport/transport-t.h"
+
+/* What this server implements (RFC 3261 §8.2.1). */
+#define ALLOW_HDR "Allow: REGISTER, OPTIONS, ACK, CANCEL\r\n"
+#define SUPPORTED_HDR "Supported: path\r\n"
+
+/* One request on its way through the phases. */
+struct req {
+	struct sw_worker *w;
+	const struct sw_rx *rx;
+	struct sip_msg *m;
+	struct sip_txn *txn;          /* NULL for stateless replies */
+	struct sip_txn_dest dest;     /* where replies go */
+	const char *why;              /* reason code for the log */
+	bool quiet;                   /* already logged by its phase */
+};
+
+struct sip_out;
+
+static inline bool is_sip_uri(const struct sip_uri *u)
+{
+	return u->scheme == SIP_URI_SIP || u->scheme == SIP_URI_SIPS;
+}
+
+/* reply.c */
+const struct sockaddr *req_src(const struct req *r);
+void req_log(struct req *r, unsigned status);
+void reply_begin(struct req *r, struct sip_out *o, unsigned status, const char *reason);
+void reply_finish(struct req *r, struct sip_out *o, unsigned status);
+void reply(struct req *r, unsigned status, const char *reason, const char *extra);
+void reply_dest(struct req *r);
+
+/* phase_auth.c: true = go on; false = answered (401/403/…) */
+bool phase_authenticate(struct req *r, bool proxy);
+
+/* route_register.c, route_local.c */
+void route_register(struct req *r);
+void route_options(struct req *r);
+void route_cancel(struct req *r);
+
+#endif

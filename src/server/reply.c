@@ -1,0 +1,110 @@
+/* Building, recording and sending replies; the per-request log line. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/net.h"
+#include "base/str.h"
+#include "config/config.h"
+#include "registrar/registrar.h"
+#include "server/pipeline-int.h"
+#include "server/server.h"
+#include "sip/build.h"
+#include "sip/fields.h"
+#include "sip/parse.h"
+#include "sip/txn.h"
+#include "transport/transport.h"
+
+const struct sockaddr *req_src(const struct req *r)
+{
+	return (const struct sockaddr *)&r->rx->from.addr;
+}
+
+void req_log(struct req *r, unsigned status)
+{
+	enum sw_log_level lvl = status < 300 ? SW_LOG_DEBUG : SW_LOG_INFO;
+	if (r->quiet || !sw_log_enabled(lvl))
+		return;
+	struct sw_logline l;
+	char src[64];
+	sw_sockaddr_fmt(req_src(r), src, sizeof(src));
+	sw_log_begin(&l, lvl, "sip.request");
+	sw_log_str(&l, "method", r->m->method_name.p ? r->m->method_name : SW_STR_LIT("-"));
+	sw_log_int(&l, "status", status);
+	sw_log_cstr(&l, "reason", r->why ? r->why : "-");
+	sw_log_cstr(&l, "src", src);
+	sw_log_cstr(&l, "transport", r->rx->from.reliable ? "tcp" : "udp");
+	sw_log_str(&l, "ruri", r->m->ruri.raw);
+	if (r->m->to.uri.raw.p)
+		sw_log_str(&l, "to", r->m->to.uri.raw);
+	const struct sip_hdr *ua = sip_hdr_get(r->m, SIP_H_USER_AGENT);
+	if (ua)
+		sw_log_str(&l, "ua", ua->value);
+	sw_log_end(&l);
+}
+
+/* Build the start of a reply up to (and including) our own headers; the
+ * caller appends extra headers then calls finish(). */
+void reply_begin(struct req *r, struct sip_out *o, unsigned status, const char *reason)
+{
+	char tag[17] = "";
+	if (status > 100)
+		sip_to_tag(&r->w->srv->tag_key, r->m, tag);
+	sip_out_init(o, r->w->out, r->w->out_cap);
+	sip_resp_begin(o, r->m, req_src(r), status, reason, sw_str_c(tag));
+	sip_out_cstr(o, "Server: ");
+	sip_out_cstr(o, r->w->cfg->server_name);
+	sip_out_cstr(o, "\r\n");
+}
+
+void reply_finish(struct req *r, struct sip_out *o, unsigned status)
+{
+	if (sip_resp_end(o, SW_STR_NULL, SW_STR_NULL) < 0) {
+		/* Only extra headers can overflow; answer without them. */
+		r->why = "reply-too-large";
+		status = 500;
+		reply_begin(r, o, status, NULL);
+		sip_resp_end(o, SW_STR_NULL, SW_STR_NULL);
+	}
+	if (r->txn)
+		sip_txn_respond(r->w->txns, r->txn, o->buf, o->len, status, sw_now_ms());
+	worker_send(r->w, &r->dest, o->buf, o->len);
+	req_log(r, status);
+}
+
+void reply(struct req *r, unsigned status, const char *reason, const char *extra)
+{
+	struct sip_out o;
+	reply_begin(r, &o, status, reason);
+	if (extra)
+		sip_out_cstr(&o, extra);
+	reply_finish(r, &o, status);
+}
+
+/* RFC 3261 §18.2.2 with RFC 3581. maddr is not honoured: it would let any
+ * sender point our replies at a third party (reflection); the reply goes
+ * back to where the request came from. */
+void reply_dest(struct req *r)
+{
+	r->dest = r->rx->from;
+	if (r->rx->from.reliable)
+		return;
+	struct sip_msg *m = r->m;
+	if (m->via1.maddr.p) {
+		uint16_t port = m->via1.rport ? sw_sockaddr_port(req_src(r))
+					      : (m->via1.port ? m->via1.port : 5060);
+		struct sockaddr_in *in = (void *)&r->dest.addr;
+		struct sockaddr_in6 *in6 = (void *)&r->dest.addr;
+		if (r->dest.addr.ss_family == AF_INET6)
+			in6->sin6_port = htons(port);
+		else
+			in->sin_port = htons(port);
+		return;
+	}
+	sip_resp_dest(m, req_src(r), &r->dest.addr, &r->dest.alen);
+}
