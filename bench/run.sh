@@ -28,6 +28,10 @@ PID=
 cleanup() {
 	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
 		kill "$PID"; wait "$PID" 2>/dev/null || true
+	elif [ -n "$PID" ]; then
+		wait "$PID" 2>/dev/null; rc=$?
+		echo "bench: sipwarden exited early (status $rc); log tail:" >&2
+		tail -20 "$tmp/server.log" >&2
 	fi
 	rm -rf "$tmp"
 }
@@ -65,14 +69,14 @@ sys.path.insert(0, "tests/integration")
 import sipwire
 port = int(sys.argv[1])
 with sipwire.UdpPeer() as p:
-    for _ in range(100):
+    for _ in range(300):
         r = p.request(("127.0.0.1", port), "OPTIONS", "sip:127.0.0.1:%d" % port, timeout=0.1)
         if r is not None:
             sys.exit(0)
 sys.exit("bench: sipwarden not answering")
 EOF
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
 
 echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -86,6 +90,7 @@ run_profile() {
 	c0=$(cpu_ticks)
 	"$GEN" -d "127.0.0.1:$PORT" -t "$DURATION" -w "$WARMUP" "$@"
 	c1=$(cpu_ticks)
+	kill -0 "$PID" 2>/dev/null || { echo "bench: sipwarden died during this profile" >&2; exit 1; }
 	echo "server_cpu_s=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}') (over warmup+duration, $(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN{print d+w}') s)"
 	echo
 }
