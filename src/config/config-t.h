@@ -10,6 +10,7 @@
 #include "auth/auth-t.h"
 #include "base/net.h"
 #include "guard/guard-t.h"
+#include "proxy/proxy-t.h"
 #include "registrar/registrar-t.h"
 #include "sip/sip-t.h"
 #include "sip/txn-t.h"
@@ -61,6 +62,8 @@ struct sw_config {
 	struct sw_auth_conf auth;
 	/* [guard] (config/guard_keys.c) */
 	struct sw_guard_conf guard;
+	/* [upstream NAME], [trunk NAME], [proxy] (config/proxy_keys.c) */
+	struct sw_proxy_conf proxy;
 };
 
 /* A diagnostic from loading or checking: "FILE:LINE: text". */
