@@ -9,7 +9,9 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "config/auth_keys.h"
+#include "config/proxy_keys.h" /* issue 4 */
 #include "config/config.h"
+#include "config/guard_keys.h"
 
 struct loader {
 	struct sw_config *c;
@@ -57,6 +59,7 @@ void config_defaults(struct sw_config *c)
 				    .max_bindings_per_aor = 10, .max_bindings = 1000000,
 				    .max_contacts = 16 };
 	c->unknown_domain_status = 403;
+	guard_conf_default(&c->guard);
 	/* Loopback UDP+TCP on 5060 unless the file says otherwise. */
 	const char *def[] = { "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060" };
 	for (unsigned i = 0; i < 2; i++) {
@@ -300,7 +303,7 @@ static void section_seen(struct loader *ld, struct sw_str line)
 	const char *sp = memchr(sec.p, ' ', sec.len);
 	struct sw_str kind = sp ? sw_str_mk(sec.p, (size_t)(sp - sec.p)) : sec;
 	struct sw_str name = sp ? sw_str_trim(sw_str_mk(sp, sec.len - (size_t)(sp - sec.p))) : SW_STR_NULL;
-	static const char *const plain[] = { "server", "limits", "tcp", "timers", "registrar", "auth" };
+	static const char *const plain[] = { "server", "limits", "tcp", "timers", "registrar", "auth", "guard" };
 	for (unsigned i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
 		if (sw_str_eq(kind, sw_str_c(plain[i]))) {
 			if (name.len)
@@ -309,6 +312,16 @@ static void section_seen(struct loader *ld, struct sw_str line)
 		}
 	if (sw_str_eq(kind, SW_STR_LIT("realm"))) {
 		add_realm(ld, name);
+		return;
+	}
+	if (sw_str_eq(kind, SW_STR_LIT("proxy"))) { /* issue 4 */
+		if (name.len)
+			fail(ld, "[proxy] takes no name");
+		return;
+	}
+	if (sw_str_eq(kind, SW_STR_LIT("upstream")) || sw_str_eq(kind, SW_STR_LIT("trunk"))) {
+		if (!name.len)
+			fail(ld, "[%.*s] needs a name: [%.*s NAME]", SW_STR_FMT(kind), SW_STR_FMT(kind));
 		return;
 	}
 	if (sw_str_eq(kind, SW_STR_LIT("profile"))) {
@@ -355,6 +368,28 @@ static void delegate(struct loader *ld, const char *kind, const char *name, cons
 		fail(ld, "%s: %s", key, why[0] ? why : "bad value");
 }
 
+static void guard_key(struct loader *ld, const char *key, const char *value)
+{
+	char why[300];
+	int rc = config_guard_key(ld->c, key, value, why, sizeof(why));
+	if (rc == -ENOENT)
+		fail(ld, "unknown key \"%s\" in [guard]", key);
+	else if (rc < 0)
+		fail(ld, "%s: %s", key, why[0] ? why : "bad value");
+}
+
+/* [upstream NAME], [trunk NAME], [proxy] (config/proxy_keys.c, issue 4). */
+static void proxy_key(struct loader *ld, const char *kind, const char *name, const char *section,
+		      const char *key, const char *value)
+{
+	char why[300];
+	int rc = config_proxy_key(ld->c, kind, name, key, value, why, sizeof(why));
+	if (rc == -ENOENT)
+		fail(ld, "unknown key \"%s\" in [%s]", key, section);
+	else if (rc < 0)
+		fail(ld, "%s: %s", key, why[0] ? why : "bad value");
+}
+
 static int handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct loader *ld = user;
@@ -376,6 +411,14 @@ static int handler(void *user, const char *section, const char *key, const char 
 		delegate(ld, "profile", section + 8, section, key, value);
 	else if (strcmp(section, "auth") == 0)
 		delegate(ld, "auth", "", section, key, value);
+	else if (strcmp(section, "guard") == 0)
+		guard_key(ld, key, value);
+	else if (strncmp(section, "upstream ", 9) == 0)
+		proxy_key(ld, "upstream", section + 9, section, key, value);
+	else if (strncmp(section, "trunk ", 6) == 0)
+		proxy_key(ld, "trunk", section + 6, section, key, value);
+	else if (strcmp(section, "proxy") == 0)
+		proxy_key(ld, "proxy", "", section, key, value);
 	else if (!*section)
 		fail(ld, "key \"%s\" outside of any section", key);
 	/* unknown sections were reported by the reader */
@@ -396,6 +439,10 @@ static void cross_checks(struct loader *ld)
 		fail(ld, "[server] needs at least one listen address");
 	char why[300];
 	if (!ld->failed && config_auth_finish(c, why, sizeof(why)) < 0)
+		fail(ld, "%s", why);
+	if (!ld->failed && guard_conf_finish(&c->guard, why, sizeof(why)) < 0)
+		fail(ld, "[guard] %s", why);
+	if (!ld->failed && config_proxy_finish(c, why, sizeof(why)) < 0)
 		fail(ld, "%s", why);
 	c->reg.max_contacts = c->limits.max_contacts;
 	c->tp.limits = c->limits;
@@ -459,5 +506,5 @@ unsigned config_check(const struct sw_config *c, FILE *out)
 		fprintf(out, "warning: %s: no [realm] section: every REGISTER will be refused\n", c->path);
 		n++;
 	}
-	return n + config_auth_warn(c, out);
+	return n + config_auth_warn(c, out) + guard_conf_warn(&c->guard, c->path, out);
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "config/config.h"
+#include "server/cmd_ban.h"
 #include "server/cmd_user.h"
 #include "server/demo.h"
 #include "server/server.h"
@@ -22,6 +23,7 @@ static void usage(FILE *out)
 		"                    configuration ./var/sipwarden.ini (written on first use)\n"
 		"  check -c FILE     validate a configuration and warn about weak choices\n"
 		"  user ... -c FILE  manage digest credentials (sipwarden user help)\n"
+		"  ban ... -c FILE   list | add ADDR|USER@REALM [--for 1h] | del X | flush\n"
 		"  version           print the version\n");
 }
 
@@ -86,6 +88,15 @@ int main(int argc, char **argv)
 		if (created && demo_user(&cfg) < 0)
 			return 1;
 		return server_run(&cfg);
+	}
+	if (strcmp(cmd, "ban") == 0) {
+		if (!path) {
+			fprintf(stderr, "sipwarden ban: -c FILE is required (the server's configuration)\n");
+			return 2;
+		}
+		if (load(path, &cfg) < 0)
+			return 1;
+		return cmd_ban(argc - 1, argv + 1, &cfg);
 	}
 	if (strcmp(cmd, "user") == 0) {
 		if (argc >= 3 && (strcmp(argv[2], "help") == 0 || strcmp(argv[2], "--help") == 0)) {

@@ -11,6 +11,8 @@
 #include "base/net.h"
 #include "base/str.h"
 #include "config/config.h"
+#include "guard/guard.h"
+#include "sip/authhdr.h"
 #include "registrar/registrar.h"
 #include "server/pipeline-int.h"
 #include "server/server.h"
@@ -63,6 +65,54 @@ static void log_auth(struct req *r, const struct auth_result *a, bool trusted)
 	sw_log_end(&l);
 }
 
+/* "username@realm" of the first digest credentials (Authorization, or
+ * Proxy-Authorization for a proxy), for per-user rate limits and bans.
+ * Only syntax is looked at here: a user who cannot authenticate still
+ * gets a bucket of their own, and a ban key. */
+void req_auth_user(struct req *r, char *buf, size_t cap)
+{
+	buf[0] = '\0';
+	enum sip_hdr_id id = r->m->method == SIP_M_REGISTER ? SIP_H_AUTHORIZATION
+							     : SIP_H_PROXY_AUTHORIZATION;
+	for (const struct sip_hdr *h = sip_hdr_get(r->m, id); h; h = sip_hdr_next(r->m, h)) {
+		struct sip_auth a;
+		struct sw_str user, realm;
+		char ubuf[256], rbuf[256];
+		if (sip_auth_parse(h->value, &a) < 0 || a.scheme != SIP_AUTH_DIGEST ||
+		    !a.v[SIP_AP_USERNAME].p || !a.v[SIP_AP_REALM].p)
+			continue;
+		if (sip_auth_unq(&a, SIP_AP_USERNAME, ubuf, sizeof(ubuf), &user) < 0 ||
+		    sip_auth_unq(&a, SIP_AP_REALM, rbuf, sizeof(rbuf), &realm) < 0)
+			continue;
+		snprintf(buf, cap, "%.*s@%.*s", SW_STR_FMT(user), SW_STR_FMT(realm));
+		return;
+	}
+}
+
+/* Which failures count towards a ban (issue 5): wrong credentials, forged
+ * nonces and replays — never a plain challenge or a stale nonce. */
+static int guard_failure(const char *reason)
+{
+	static const struct {
+		const char *reason;
+		enum guard_auth_fail why;
+	} map[] = {
+		{ AUTH_R_BAD_RESPONSE, GUARD_AF_BAD_CREDENTIALS },
+		{ AUTH_R_UNKNOWN_USER, GUARD_AF_BAD_CREDENTIALS },
+		{ AUTH_R_DISABLED, GUARD_AF_BAD_CREDENTIALS },
+		{ AUTH_R_NO_HASH, GUARD_AF_BAD_CREDENTIALS },
+		{ AUTH_R_USERNAME_MISMATCH, GUARD_AF_BAD_CREDENTIALS },
+		{ AUTH_R_BAD_NONCE, GUARD_AF_BAD_NONCE },
+		{ AUTH_R_OPAQUE_MISMATCH, GUARD_AF_BAD_NONCE },
+		{ AUTH_R_NC_REPLAY, GUARD_AF_NC_REPLAY },
+		{ AUTH_R_NONCE_REUSED, GUARD_AF_NC_REPLAY },
+	};
+	for (unsigned i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(reason, map[i].reason) == 0)
+			return (int)map[i].why;
+	return -1;
+}
+
 /* Authentication phase (DESIGN.md "Authentication methods"). Networks in
  * [registrar] trust register without a password (trunk-like devices);
  * everyone else proves a digest secret (RFC 3261 §22, 401 as registrar). */
@@ -70,15 +120,30 @@ bool phase_authenticate(struct req *r, bool proxy)
 {
 	struct sw_worker *w = r->w;
 	const struct sw_config *cfg = w->cfg;
+	struct sw_guard *g = w->srv->guard;
 	struct auth_result a;
+	char user[GUARD_NAME_MAX];
+
+	req_auth_user(r, user, sizeof(user));
 	if (sw_cidr_list_match(cfg->reg_trust, cfg->nreg_trust, req_src(r))) {
 		log_auth(r, &a, true);
+		guard_auth_ok(g, req_src(r), sw_str_c(user), r->gnow);
 		return true;
+	}
+	if (user[0] && guard_user_banned(g, sw_str_c(user), req_src(r), r->gnow)) {
+		r->why = "user-banned";
+		reply(r, 403, NULL, NULL);
+		return false;
 	}
 	auth_check(w->aw, r->m, req_src(r), auth_realm_for(cfg, r->m), proxy, sw_wall_s(), &a);
 	log_auth(r, &a, false);
-	if (a.outcome == AUTH_OK)
+	if (a.outcome == AUTH_OK) {
+		guard_auth_ok(g, req_src(r), sw_str_c(user), r->gnow);
 		return true;
+	}
+	int why = guard_failure(a.reason);
+	if (why >= 0)
+		guard_auth_failed(g, req_src(r), sw_str_c(user), (enum guard_auth_fail)why, r->gnow);
 	r->why = a.reason;
 	r->quiet = true; /* the auth line above is this request's log line */
 	struct sip_out o;

@@ -22,6 +22,7 @@ struct req {
 	struct sip_txn_dest dest;     /* where replies go */
 	const char *why;              /* reason code for the log */
 	bool quiet;                   /* already logged by its phase */
+	uint64_t gnow;                /* guard clock (wall ms) for this message */
 };
 
 struct sip_out;
@@ -41,6 +42,14 @@ void reply_dest(struct req *r);
 
 /* phase_auth.c: true = go on; false = answered (401/403/…) */
 bool phase_authenticate(struct req *r, bool proxy);
+/* "username@realm" from the request's digest credentials, "" when none. */
+void req_auth_user(struct req *r, char *buf, size_t cap);
+
+/* phase_guard.c: carry out a guard verdict other than PASS (drop, a
+ * stateless reply, or a tarpit: the reply sent after a delay). */
+struct guard_verdict;
+void guard_answer(struct req *r, const struct guard_verdict *gv);
+void guard_tarpit_flush(struct sw_worker *w, uint64_t now_ms);
 
 /* route_register.c, route_local.c */
 void route_register(struct req *r);

@@ -16,6 +16,7 @@
 #include "base/net.h"
 #include "base/str.h"
 #include "config/config.h"
+#include "guard/guard.h"
 #include "registrar/registrar.h"
 #include "server/pipeline-int.h"
 #include "server/server.h"
@@ -122,6 +123,13 @@ void pipeline_rx(void *ctx, const struct sw_rx *rx)
 		return; /* CRLF keepalives over UDP need no answer (RFC 5626 §3.5.1 uses STUN there) */
 
 	/* parse */
+	/* guard.pre: banned sources and floods cost a hash lookup, unparsed */
+	uint64_t gnow = guard_now_ms();
+	struct guard_verdict gv = guard_pre(w->srv->guard, (const struct sockaddr *)&rx->from.addr,
+					    rx->len, gnow);
+	if (gv.action == GUARD_DROP)
+		return;
+
 	ssize_t n = sip_parse(rx->buf, rx->len, rx->from.reliable ? SIP_PARSE_STREAM : SIP_PARSE_DGRAM,
 			      &cfg->limits, w->hdrs, cfg->limits.max_headers, &m, &err);
 	if (n < 0) {
@@ -135,8 +143,22 @@ void pipeline_rx(void *ctx, const struct sw_rx *rx)
 		return;
 	}
 
-	struct req r = { .w = w, .rx = rx, .m = &m };
+	struct req r = { .w = w, .rx = rx, .m = &m, .gnow = gnow };
 	reply_dest(&r);
+	if (gv.action != GUARD_PASS) {
+		/* flood policy 403 or tarpit: answer statelessly, no transaction */
+		r.why = "flood";
+		guard_answer(&r, &gv);
+		return;
+	}
+
+	/* guard.filter: scanners, method allow-list, geo */
+	gv = guard_filter(w->srv->guard, &m, req_src(&r), gnow);
+	if (gv.action != GUARD_PASS) {
+		r.why = guard_reason_str(gv.reason);
+		guard_answer(&r, &gv);
+		return;
+	}
 
 	/* transaction: absorb retransmissions before anything else runs */
 	switch (sip_txn_receive(w->txns, &m, &r.dest, sw_now_ms(), &r.txn)) {
@@ -164,6 +186,16 @@ void pipeline_rx(void *ctx, const struct sw_rx *rx)
 	}
 	if (m.method == SIP_M_ACK)
 		return;
+
+	/* guard.rate: after the transaction layer, so retransmissions are free */
+	char user[GUARD_NAME_MAX];
+	req_auth_user(&r, user, sizeof(user));
+	gv = guard_rate(w->srv->guard, &m, req_src(&r), sw_str_c(user), gnow);
+	if (gv.action != GUARD_PASS) {
+		r.why = guard_reason_str(gv.reason);
+		guard_answer(&r, &gv);
+		return;
+	}
 
 	/* check: RFC 3261 §8.2.1 method, §8.2.2.1 scheme, §8.2.2.3 Require */
 	if (m.method == SIP_M_UNKNOWN) {

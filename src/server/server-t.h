@@ -20,6 +20,7 @@ struct sw_tp;
 struct sip_txn;
 struct sip_txn_table;
 struct sw_auth;
+struct sw_guard;
 struct auth_worker;
 
 /* A reply waiting for its binding change to be durable (issue 6: the 200
@@ -33,6 +34,16 @@ struct sw_pending {
 	size_t len;
 	char *resp;             /* the complete reply, built before the commit */
 	size_t cap;
+};
+
+/* Replies held back by the tarpit flood policy. */
+#define SW_TARPIT_MAX 256
+#define SW_TARPIT_BYTES 2048
+struct sw_tarpit {
+	uint64_t due_ms;        /* monotonic */
+	struct sip_txn_dest dest;
+	uint16_t len;           /* 0 = free slot */
+	char buf[SW_TARPIT_BYTES];
 };
 
 #define SW_PENDING_MAX 4096
@@ -59,6 +70,8 @@ struct sw_worker {
 	unsigned ndone;
 	struct sw_pending *pending;        /* SW_PENDING_MAX slots */
 	unsigned npending;
+	struct sw_tarpit *tarpit;          /* SW_TARPIT_MAX slots */
+	unsigned ntarpit;
 
 	/* scratch, reused for every message: no allocation per request */
 	struct sip_hdr *hdrs;
@@ -75,6 +88,7 @@ struct sw_server {
 	const struct sw_config *cfg;
 	struct sw_registrar *reg;
 	struct sw_auth *auth;              /* digest engine (credentials, nonces) */
+	struct sw_guard *guard;            /* rate limits, bans, filters */
 	struct sw_hkey tag_key;            /* To-tags: same for every retransmission */
 	struct sw_hkey txn_key;
 	unsigned nworkers;

@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "auth/auth.h"
+#include "guard/guard.h"
 #include "registrar/registrar.h"
 #include "server/server.h"
 
@@ -28,6 +29,29 @@ static int make_data_dir(const char *dir)
 	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
 		return 0;
 	return -errno;
+}
+
+/* One line per ban / unban (issue 5); the guard library does not log. */
+static void log_guard_events(struct sw_guard *g)
+{
+	struct guard_event ev[64];
+	unsigned n;
+	while ((n = guard_events(g, ev, 64)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			struct sw_logline l;
+			bool ban = ev[i].type == GUARD_EV_BAN;
+			sw_log_begin(&l, ban ? SW_LOG_WARN : SW_LOG_INFO, ban ? "guard.ban" : "guard.unban");
+			sw_log_cstr(&l, ev[i].user ? "user" : "ip", ev[i].target);
+			sw_log_cstr(&l, "reason", guard_reason_str(ev[i].reason));
+			if (ban) {
+				sw_log_int(&l, "seconds", ev[i].duration_s);
+				sw_log_int(&l, "offences", ev[i].offences);
+			}
+			sw_log_end(&l);
+		}
+		if (n < 64)
+			break;
+	}
 }
 
 int server_run(const struct sw_config *cfg)
@@ -59,11 +83,18 @@ int server_run(const struct sw_config *cfg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	srv.guard = guard_open(&cfg->guard, cfg->data_dir, &err);
+	if (!srv.guard) {
+		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot open the guard (bans.db or geo_db)\" error=\"%s\"",
+			strerror(err < 0 ? -err : EIO));
+		return 1;
+	}
 	char why[256] = "";
 	srv.auth = auth_open(cfg, cfg->data_dir, &err, why, sizeof(why));
 	if (!srv.auth) {
 		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot open the digest engine\" detail=\"%s\"",
 			why[0] ? why : strerror(err < 0 ? -err : EIO));
+		guard_close(srv.guard);
 		return 1;
 	}
 	char db[SW_PATH_MAX + 32];
@@ -73,6 +104,7 @@ int server_run(const struct sw_config *cfg)
 		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot open binding store\" path=\"%s\" error=\"%s\"",
 			db, strerror(err < 0 ? -err : EIO));
 		auth_close(srv.auth);
+		guard_close(srv.guard);
 		return 1;
 	}
 	sw_logf(SW_LOG_INFO, "registrar.loaded", "bindings=%u path=\"%s\"", registrar_count(srv.reg), db);
@@ -82,6 +114,7 @@ int server_run(const struct sw_config *cfg)
 	if (!srv.workers) {
 		registrar_close(srv.reg);
 		auth_close(srv.auth);
+		guard_close(srv.guard);
 		return 1;
 	}
 	unsigned started = 0, inited = 0;
@@ -108,6 +141,8 @@ int server_run(const struct sw_config *cfg)
 			sw_logf(SW_LOG_INFO, "server.stopping", "signal=%d", sig);
 			break;
 		}
+		guard_tick(srv.guard, guard_now_ms());
+		log_guard_events(srv.guard);
 		uint64_t now = sw_now_ms();
 		if (now - last_purge >= 30000) {
 			unsigned n = registrar_purge(srv.reg, sw_wall_s());
@@ -129,6 +164,8 @@ stop:
 		worker_free(&srv.workers[i]);
 	free(srv.workers);
 	auth_close(srv.auth);
+	log_guard_events(srv.guard);
+	guard_close(srv.guard);
 	if (rc < 0)
 		sw_logf(SW_LOG_ERROR, "server.failed", "error=\"%s\"", strerror(-rc));
 	else

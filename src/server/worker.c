@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "auth/auth.h"
 #include "registrar/registrar.h"
+#include "server/pipeline-int.h"
 #include "server/server.h"
 #include "sip/txn.h"
 #include "transport/transport.h"
@@ -46,6 +47,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct sw_worker *w = arg;
 	uint64_t now = sw_now_ms();
 	pipeline_expire_pending(w, now);
+	guard_tarpit_flush(w, now);
 	uint64_t next = sip_txn_tick(w->txns, now, send_cb, w);
 	sw_tp_flush(w->tp);
 	arm_tick(w, next);
@@ -121,8 +123,9 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 	w->out = malloc(w->out_cap);
 	w->extra = malloc(w->extra_cap);
 	w->pending = calloc(SW_PENDING_MAX, sizeof(*w->pending));
+	w->tarpit = calloc(SW_TARPIT_MAX, sizeof(*w->tarpit));
 	w->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (!w->tp || !w->txns || !w->aw || !w->hdrs || !w->out || !w->extra || !w->pending || w->done_fd < 0)
+	if (!w->tp || !w->txns || !w->aw || !w->hdrs || !w->out || !w->extra || !w->pending || !w->tarpit || w->done_fd < 0)
 		return -ENOMEM;
 	w->done_ev = event_new(w->base, w->done_fd, EV_READ | EV_PERSIST, done_cb, w);
 	w->tick_ev = evtimer_new(w->base, tick_cb, w);
@@ -187,6 +190,7 @@ void worker_free(struct sw_worker *w)
 		event_base_free(w->base);
 	if (w->done_fd >= 0)
 		close(w->done_fd);
+	free(w->tarpit);
 	free(w->hdrs);
 	free(w->out);
 	free(w->extra);
