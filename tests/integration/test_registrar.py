@@ -178,19 +178,26 @@ def test_foreign_domain_403(server, ua):
     assert r is not None and r.status == 403, r
 
 
-def test_untrusted_source_403(make_server, ua):
+def test_untrusted_source_challenged(make_server, ua):
+    """Outside [registrar] trust a REGISTER must prove a password: 401 with
+    a digest challenge, and no binding is created."""
     srv = make_server(trust="127.0.0.2/32")
     r = register(ua, srv, "lee", ["<sip:lee@127.0.0.1:5999>"], expires=600)
-    assert r is not None and r.status == 403, r
+    assert r is not None and r.status == 401, r
+    assert (r.get("www-authenticate") or "").startswith("Digest "), r.raw
     # but a trusted source (127.0.0.2) is accepted
     with sipwire.UdpPeer("127.0.0.2") as ok:
         bindings(register(ok, srv, "lee", ["<sip:lee@127.0.0.2:5999>"], expires=600))
 
 
-def test_no_trust_configured_403(make_server, ua):
+def test_no_trust_configured_not_open(make_server, ua):
+    """No trust list, no users: nobody registers (never an open registrar)."""
     srv = make_server(trust=None)
     r = register(ua, srv, "mo", ["<sip:mo@127.0.0.1:5999>"], expires=600)
-    assert r is not None and r.status == 403, "open registrar by default: %r" % r
+    assert r is not None and r.status == 401, "open registrar by default: %r" % r
+    with sipwire.UdpPeer("127.0.0.2") as other:
+        q = register(other, srv, "mo", [], expires=None)
+        assert q is not None and q.status == 401, q
 
 
 def test_retransmission_identical_200(server, ua):
