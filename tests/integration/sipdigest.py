@@ -133,7 +133,8 @@ class DigestUA:
     def __exit__(self, *a):
         self.close()
 
-    def send(self, auth_line=None, expires=300, body=b"", extra=()):
+    def send(self, auth_line=None, expires=300, body=b"", extra=(), contacts=True):
+        """One REGISTER (contacts=False: a query, no Contact)."""
         self.cseq += 1
         aor = "sip:%s@%s" % (self.aor_user, self.realm)
         hdrs = list(extra)
@@ -147,7 +148,8 @@ class DigestUA:
             self.srv.addr, "REGISTER", self.ruri, to="<%s>" % aor,
             from_="<%s>;tag=%s" % (aor, self.from_tag), call_id=self.call_id,
             cseq=self.cseq, expires=expires, body=body,
-            contacts=["<sip:%s@%s:%d>" % (self.aor_user, self.peer.host, self.peer.port)],
+            contacts=(["<sip:%s@%s:%d>" % (self.aor_user, self.peer.host, self.peer.port)]
+                      if contacts else None),
             extra=hdrs)
 
     def auth_line(self, password=None, nc=None, uri=None, body=b"", **kw):
