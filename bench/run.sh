@@ -5,6 +5,10 @@
 #   bench/run.sh                 # default profiles, 10 s each
 #   DURATION=60 WORKERS=4 bench/run.sh
 #   MAX_TRANSACTIONS=2000000 bench/run.sh   # [limits] max_transactions per worker
+#
+# The load comes from 127.0.0.0/8, which is both the registrar's trust list
+# and the guard's trusted networks (no per-IP rate limit): this measures the
+# registrar, not the guard (GUARD_TRUSTED overrides).
 #   bench/run.sh -s 16 -c 128    # one custom sipbench profile
 #
 # Starts its own sipwarden on a free port with a throw-away data_dir, stops
@@ -27,7 +31,14 @@ tmp=$(mktemp -d /tmp/sipwarden-bench.XXXXXX)
 PID=
 cleanup() {
 	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-		kill "$PID"; wait "$PID" 2>/dev/null || true
+		kill "$PID"
+		n=0
+		while kill -0 "$PID" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+		if kill -0 "$PID" 2>/dev/null; then
+			echo "bench: sipwarden ignored SIGTERM for 5 s; SIGKILL" >&2
+			kill -9 "$PID"
+		fi
+		wait "$PID" 2>/dev/null || true
 	elif [ -n "$PID" ]; then
 		wait "$PID" 2>/dev/null; rc=$?
 		echo "bench: sipwarden exited early (status $rc); log tail:" >&2
@@ -35,7 +46,8 @@ cleanup() {
 	fi
 	rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$tmp/bench.conf" <<EOF
@@ -53,6 +65,9 @@ min_expires = 60
 max_expires = 3600
 default_expires = 3600
 max_bindings_per_aor = 10
+
+[guard]
+trusted = ${GUARD_TRUSTED:-127.0.0.0/8}
 
 [realm example.test]
 EOF
