@@ -1,8 +1,8 @@
 """Real SIP clients from Debian doing Digest (issue 3) against the live
 server: sipsak, SIPp and baresip (MD5, through User-Agent profiles, since
 they answer only the first challenge or refuse a list that is not all MD5)
-and linphone-daemon (SHA-256, the realm's first choice; see
-test_linphone_digest.py). Each registers AND fails cleanly with a wrong
+and linphone-daemon (SHA-256, the realm's first choice, in a private
+network namespace: netns.py). Each registers AND fails cleanly with a wrong
 password. Clients run bounded in time and are ended by PID."""
 
 import os
@@ -247,3 +247,154 @@ def test_baresip_digest(srv, tmp_path, transport):
     assert len(failed) <= 32, failed
     print("baresip %s: %d attempts with a wrong password, then it gave up"
           % (transport, len(failed)))
+
+
+# -- linphone-daemon (SHA-256, the realm's first choice) ------------------------------
+
+LINPHONERC = """\
+[sip]
+sip_port=-1
+sip_tcp_port=-1
+sip_tls_port=-1
+[auth_info_0]
+username={user}
+passwd={password}
+realm={realm}
+domain={realm}
+algorithm=SHA-256
+"""
+
+
+class LinphoneDaemon:
+    """linphone-daemon with a command socket (--pipe NAME → /tmp/NAME).
+    The credentials come from the config: an auth_info with
+    algorithm=SHA-256 (the daemon's `register USER PROXY PASSWORD` makes an
+    auth_info without algorithm, which liblinphone 5.1 only uses for MD5)."""
+
+    def __init__(self, workdir, user, password, realm):
+        self.dir = pathlib.Path(workdir)
+        (self.dir / "home" / ".local" / "share" / "linphone").mkdir(parents=True)
+        (self.dir / "linphonerc").write_text(LINPHONERC.format(user=user, password=password,
+                                                               realm=realm))
+        self.pipe = "swlp-%d-%s" % (os.getpid(), os.urandom(4).hex())
+        self.sock_path = "/tmp/" + self.pipe
+        self.log = self.dir / "linphone.log"
+        self.proc = None
+        self.sock = None
+
+    def start(self, timeout=15):
+        import socket
+        exe = tool("linphone-daemon")
+        out = open(self.dir / "stdout.log", "wb")
+        self.proc = subprocess.Popen(
+            [exe, "--config", str(self.dir / "linphonerc"), "--log", str(self.log),
+             "--pipe", self.pipe],
+            cwd=str(self.dir), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env=dict(os.environ, HOME=str(self.dir / "home")))
+        out.close()
+        end = time.monotonic() + timeout
+        while not os.path.exists(self.sock_path):
+            if self.proc.poll() is not None or time.monotonic() > end:
+                raise AssertionError("linphone-daemon did not open its pipe:\n" + self.output())
+            time.sleep(0.1)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(self.sock_path)
+        return self
+
+    def command(self, line):
+        self.sock.sendall(line.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n\n"):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode(errors="replace")
+
+    def wait_state(self, states, timeout=10):
+        """Poll register-status until one of states; the last answer."""
+        end = time.monotonic() + timeout
+        while True:
+            r = self.command("register-status ALL")
+            if any("State: " + s in r for s in states) or time.monotonic() > end:
+                return r
+            time.sleep(0.2)
+
+    def output(self):
+        try:
+            text = (self.dir / "stdout.log").read_text(errors="replace")
+        except FileNotFoundError:
+            text = ""
+        try:
+            text += "\n--- log (tail)\n" + self.log.read_text(errors="replace")[-4000:]
+        except FileNotFoundError:
+            pass
+        return text
+
+    def stop(self):
+        if self.sock:
+            self.sock.close()
+        p, self.proc = self.proc, None
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        try:
+            os.unlink(self.sock_path)
+        except FileNotFoundError:
+            pass
+
+
+def test_linphone_daemon_digest_sha256(tmp_path):
+    """linphone needs a non-loopback default route to open its sockets: the
+    server and linphone both run in a private network namespace (netns.py)
+    whose only route out ends inside it; all traffic is on its loopback."""
+    import netns
+    tool("linphone-daemon")
+    why = netns.available()
+    if why:
+        pytest.skip(why)
+    user, pw = "linphone", "linphone-Secret-Pass-6"
+    with netns.NetNs() as ns, ns.entered():
+        srv = Server(tmp_path / "srv", realms=(), trust=None, extra=CONF)
+        user_add(srv, "%s@%s" % (user, REALM), pw)
+        srv.start()
+        try:
+            lp = LinphoneDaemon(tmp_path / "ok", user, pw, REALM).start()
+            try:
+                r = lp.command("register sip:%s@%s sip:%s:%d NULL NULL NULL"
+                               % (user, REALM, srv.host, srv.port))
+                assert "Status: Ok" in r, r
+                r = lp.wait_state(["LinphoneRegistrationOk", "LinphoneRegistrationFailed"])
+                assert "LinphoneRegistrationOk" in r, r + "\n" + lp.output() + srv.log_tail()
+                ok = [e for e in auth_events(srv) if e.get("user") == user]
+                assert ok and ok[-1]["event"] == "auth.ok" and ok[-1]["algorithm"] == "SHA-256", ok
+                with DigestUA(srv, user, pw, REALM, alg="SHA-256") as q:   # the binding
+                    q.challenge()
+                    b = q.send(q.auth_line(), expires=None, contacts=False)
+                assert b.status == 200 and any(u.startswith("sip:%s@" % user)
+                                               for u, _ in b.contacts()), b.raw
+            finally:
+                lp.stop()
+
+            mark = log_mark(srv)
+            lp = LinphoneDaemon(tmp_path / "wrong", user, WRONG, REALM).start()
+            try:
+                lp.command("register sip:%s@%s sip:%s:%d NULL NULL NULL"
+                           % (user, REALM, srv.host, srv.port))
+                r = lp.wait_state(["LinphoneRegistrationOk", "LinphoneRegistrationFailed"])
+                assert "LinphoneRegistrationFailed" in r, r + "\n" + lp.output()
+                time.sleep(1)
+                ev = [e for e in auth_events(srv, mark) if e.get("user") == user]
+                assert ev and all(e["event"] == "auth.fail" and e["reason"] == "bad-response"
+                                  and e["algorithm"] == "SHA-256" for e in ev), ev
+                assert len(ev) <= 3, ev          # no retry loop
+                assert lp.proc.poll() is None, lp.output()   # failed cleanly, still running
+            finally:
+                lp.stop()
+        finally:
+            srv.stop()
