@@ -129,8 +129,11 @@ void guard_conf_default(struct sw_guard_conf *g)
 	g->ban_max_time_s = 86400;
 	g->ban_escalation = 4;
 	g->ban_forget_s = 86400;
-	/* per IP: rate per hour, burst */
-	g->ip[GUARD_C_REGISTER] = (struct guard_rate_conf){ 20 * 3600, 100 };
+	/* per IP: rate per hour, burst. REGISTER leaves room for an office of
+	 * 200 phones behind one NAT booting at once after a power cut (two
+	 * requests each with the challenge); brute force is stopped by the
+	 * per-user buckets and the failure bans, not by this. */
+	g->ip[GUARD_C_REGISTER] = (struct guard_rate_conf){ 50 * 3600, 500 };
 	g->ip[GUARD_C_INVITE] = (struct guard_rate_conf){ 10 * 3600, 50 };
 	g->ip[GUARD_C_OTHER] = (struct guard_rate_conf){ 50 * 3600, 200 };
 	/* per user (authid@realm) */

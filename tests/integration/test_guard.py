@@ -155,19 +155,44 @@ def test_svcrack_finds_nothing_and_is_banned(make_server, tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("\n".join(["1001", "password", "123456", "secret"] +
                                ["pw%03d" % i for i in range(196)]) + "\n")
-    rc, out = run_bounded([svcrack, "-u", "1001", "-d", str(words), "-b", "127.0.0.2",
+    # sipvicious 0.3 ignores -b (its main() never passes bindingip on), so
+    # the attacker is 127.0.0.1; -x stops it looking up its own address.
+    rc, out = run_bounded([svcrack, "-u", "1001", "-d", str(words), "-x", "127.0.0.1",
                            "-p", str(srv.port), "--maximumtime", "10", "127.0.0.1"],
                           timeout=90, cwd=str(tmp_path))
     assert "The password for" not in out and "cracked users" not in out, out
-    assert wait_for(lambda: "127.0.0.2" in banned(srv), 3), banned(srv) + out
-    assert not answered(srv, "127.0.0.2")
+    assert wait_for(lambda: "127.0.0.1 " in banned(srv), 3), banned(srv) + out
+    assert not answered(srv, "127.0.0.1")
     assert answered(srv, "127.0.0.3")
     # one log line per ban
-    assert len(re.findall(r"guard\.ban\b.*127\.0\.0\.2", srv.log_text())) == 1, srv.log_tail()
+    assert len(re.findall(r"guard\.ban\b.*127\.0\.0\.1\b", srv.log_text())) == 1, srv.log_tail()
     # the real user still registers from elsewhere
     with sipwire.UdpPeer("127.0.0.3") as p:
         r = register_auth(p, srv, "1001", STRONG)
         assert r is not None and r.status == 200
+
+
+def test_svcrack_banned_by_failure_count(make_server, tmp_path):
+    """With scanner User-Agents not filtered, svcrack is judged on its
+    answers: banned after ban_after (5) wrong responses, finding nothing."""
+    svcrack = tool("svcrack")
+    # svcrack only computes MD5 (it crashes on a SHA-256 challenge): a
+    # profile by User-Agent, as operators do for legacy devices
+    srv = guard_server(make_server, more="scanner_user_agents = none\n"
+                       "[profile sv]\nmatch_user_agent = friendly-scanner\nalgorithms = MD5")
+    add_user(srv, "1001", STRONG)
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(["pw%03d" % i for i in range(200)]) + "\n")
+    rc, out = run_bounded([svcrack, "-u", "1001", "-d", str(words), "-x", "127.0.0.1",
+                           "-p", str(srv.port), "--maximumtime", "10", "127.0.0.1"],
+                          timeout=90, cwd=str(tmp_path))
+    assert "The password for" not in out and "cracked users" not in out, out
+    assert wait_for(lambda: "127.0.0.1 " in banned(srv), 3), banned(srv) + out
+    fails = re.findall(r"event=auth\.fail reason=\"bad-response\".*src=\"127\.0\.0\.1:", srv.log_text())
+    assert len(fails) == 5, srv.log_tail()
+    assert re.search(r"guard\.ban\b.*127\.0\.0\.1\b.*reason=\"auth-failures\"", srv.log_text()) or \
+        re.search(r"guard\.ban\b.*127\.0\.0\.1\b", srv.log_text()), srv.log_tail()
+    assert answered(srv, "127.0.0.3")
 
 
 def test_svwar_reports_no_extension(make_server, tmp_path):
@@ -176,12 +201,12 @@ def test_svwar_reports_no_extension(make_server, tmp_path):
     for ext in ("1001", "1002", "1005"):
         add_user(srv, ext, STRONG)
     for method in ("REGISTER", "INVITE", "OPTIONS"):
-        rc, out = run_bounded([svwar, "-e", "1000-1010", "-m", method, "-b", "127.0.0.4",
+        rc, out = run_bounded([svwar, "-e", "1000-1010", "-m", method, "-x", "127.0.0.1",
                                "-p", str(srv.port), "--maximumtime", "5", "127.0.0.1"],
                               timeout=60, cwd=str(tmp_path))
         for ext in ("1001", "1002", "1005"):
             assert not re.search(r"\b%s\b\s*\|" % ext, out), "%s found %s:\n%s" % (method, ext, out)
-    assert "127.0.0.4" in banned(srv)
+    assert "127.0.0.1 " in banned(srv)   # svwar ignores -b too
 
 
 def test_enumeration_indistinguishable(make_server):
@@ -216,6 +241,8 @@ def test_sipp_invite_flood_while_users_register(make_server, tmp_path):
                              stdin=subprocess.DEVNULL, cwd=str(tmp_path))
     ok = fail = 0
     try:
+        # each user registers every ~2 s — far more often than a phone
+        # does — while the flood runs
         end = time.monotonic() + 8
         with sipwire.UdpPeer("127.0.0.3") as p:
             while time.monotonic() < end:
@@ -226,7 +253,7 @@ def test_sipp_invite_flood_while_users_register(make_server, tmp_path):
                     else:
                         fail += 1
                         p.drain()
-                time.sleep(0.2)
+                    time.sleep(0.2)
     finally:
         try:
             flood.wait(20)
