@@ -282,7 +282,7 @@ class LinphoneDaemon:
         self.proc = None
         self.sock = None
 
-    def start(self, timeout=15):
+    def start(self, timeout=30):
         import socket
         exe = tool("linphone-daemon")
         out = open(self.dir / "stdout.log", "wb")
@@ -295,7 +295,9 @@ class LinphoneDaemon:
         end = time.monotonic() + timeout
         while not os.path.exists(self.sock_path):
             if self.proc.poll() is not None or time.monotonic() > end:
-                raise AssertionError("linphone-daemon did not open its pipe:\n" + self.output())
+                self.stop()
+                raise AssertionError("linphone-daemon did not open its pipe within %ds:\n%s"
+                                     % (timeout, self.output()))
             time.sleep(0.1)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(5)
