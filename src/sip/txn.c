@@ -78,6 +78,7 @@ struct sip_txn_table {
 	unsigned nheap;
 	uint32_t free_head;
 	uint32_t zombie_head;
+	uint32_t fresh;          /* entries [fresh, cap) never used yet */
 	struct sip_txn *e;
 };
 
@@ -419,11 +420,11 @@ struct sip_txn_table *sip_txn_table_new(unsigned cap, const struct sw_hkey *key,
 	}
 	for (uint32_t i = 0; i < nb; i++)
 		t->bucket[i] = NIL;
-	for (unsigned i = 0; i < cap; i++) {
-		t->e[i].next = i + 1 < cap ? i + 1 : NIL;
-		t->e[i].heap_pos = NIL;
-	}
-	t->free_head = 0;
+	/* Entries are handed out from `fresh` upwards before the free list is
+	 * used, so the table's pages (calloc'd, untouched) cost no memory and
+	 * no start-up time until traffic needs them. */
+	t->fresh = 0;
+	t->free_head = NIL;
 	t->zombie_head = NIL;
 	return t;
 }
@@ -433,7 +434,7 @@ void sip_txn_table_free(struct sip_txn_table *t)
 	if (!t)
 		return;
 	if (t->e)
-		for (unsigned i = 0; i < t->cap; i++)
+		for (unsigned i = 0; i < t->fresh; i++)
 			free(t->e[i].reply_heap);
 	free(t->e);
 	free(t->heap);
@@ -450,11 +451,15 @@ static struct sip_txn *txn_new(struct sip_txn_table *t, const struct tkey *k, bo
 			       const struct sip_msg *m, const struct sip_txn_dest *src,
 			       uint64_t now_ms)
 {
-	if (t->free_head == NIL)
+	struct sip_txn *x;
+	if (t->free_head != NIL) {
+		x = &t->e[t->free_head];
+		t->free_head = x->next;
+	} else if (t->fresh < t->cap) {
+		x = &t->e[t->fresh++];
+	} else {
 		return NULL;
-	uint32_t idx = t->free_head;
-	struct sip_txn *x = &t->e[idx];
-	t->free_head = x->next;
+	}
 
 	x->hash = k->hash;
 	x->hash2 = k->hash2;
@@ -484,7 +489,7 @@ static struct sip_txn *txn_new(struct sip_txn_table *t, const struct tkey *k, bo
 	x->resp_tag = x->req_tag;
 
 	x->next = t->bucket[k->hash & t->mask];
-	t->bucket[k->hash & t->mask] = idx;
+	t->bucket[k->hash & t->mask] = (uint32_t)(x - t->e);
 	timers_set(t, x);
 	t->live++;
 	return x;
