@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config libevent-dev libsqlite3-dev libinih-dev libssl-dev
-            libmaxminddb-dev)
+            libmaxminddb-dev libc-ares-dev)
 test_pkgs=(libcmocka-dev python3-pytest sip-tester sipsak baresip sipvicious clang
            libclang-rt-14-dev sqlite3 binutils procps iproute2
            libmaxmind-db-writer-perl linphone-cli)

@@ -10,7 +10,8 @@
 #include "transport/transport-t.h"
 
 /* What this server implements (RFC 3261 §8.2.1). */
-#define ALLOW_HDR "Allow: REGISTER, OPTIONS, ACK, CANCEL\r\n"
+/* issue 4: the proxy forwards these too */
+#define ALLOW_HDR "Allow: REGISTER, OPTIONS, ACK, CANCEL, INVITE, BYE, UPDATE, PRACK, INFO, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n"
 #define SUPPORTED_HDR "Supported: path\r\n"
 
 /* One request on its way through the phases. */
@@ -55,5 +56,14 @@ void guard_tarpit_flush(struct sw_worker *w, uint64_t now_ms);
 void route_register(struct req *r);
 void route_options(struct req *r);
 void route_cancel(struct req *r);
+
+/* route_proxy.c (issue 4): the authenticating proxy */
+bool route_proxy_claims(struct req *r);    /* proxy on and not for the server itself */
+void route_proxy(struct req *r);           /* a new request to forward (or CANCEL) */
+void route_proxy_ack(struct req *r);       /* an ACK no transaction matched (2xx ACK) */
+void route_proxy_response(struct sw_worker *w, const struct sw_rx *rx, const struct sip_msg *m);
+int route_proxy_worker_init(struct sw_worker *w);
+void route_proxy_worker_free(struct sw_worker *w);
+uint64_t route_proxy_tick(struct sw_worker *w, uint64_t now_ms); /* ms to the next timer */
 
 #endif

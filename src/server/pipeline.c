@@ -136,8 +136,10 @@ void pipeline_rx(void *ctx, const struct sw_rx *rx)
 		reject_unparsable(w, rx, &m, &err);
 		return;
 	}
-	if (!m.is_request)
-		return; /* no client transactions yet: every response is stray (§18.1.2) */
+	if (!m.is_request) {
+		route_proxy_response(w, rx, &m); /* issue 4: client transactions; else stray (§18.1.2) */
+		return;
+	}
 	if (sip_validate_all(&m, &err) < 0) {
 		reject_unparsable(w, rx, &m, &err);
 		return;
@@ -177,7 +179,9 @@ void pipeline_rx(void *ctx, const struct sw_rx *rx)
 		w->retrans_absorbed++;
 		return;
 	case SIP_TXN_NO_MATCH:
-		return; /* an ACK for a 2xx we never sent */
+		if (m.method == SIP_M_ACK && cfg->proxy.on)
+			route_proxy_ack(&r); /* issue 4: ACK for a 2xx, end to end */
+		return;
 	case SIP_TXN_FULL:
 		r.txn = NULL;
 		r.why = "transaction-table-full";
@@ -194,6 +198,13 @@ void pipeline_rx(void *ctx, const struct sw_rx *rx)
 	if (gv.action != GUARD_PASS) {
 		r.why = guard_reason_str(gv.reason);
 		guard_answer(&r, &gv);
+		return;
+	}
+
+	/* issue 4: the proxy takes all but REGISTER and requests to the server
+	 * itself; it checks Proxy-Require, not Require (§16.3) */
+	if (route_proxy_claims(&r)) {
+		route_proxy(&r);
 		return;
 	}
 

@@ -21,6 +21,8 @@ struct sip_txn;
 struct sip_txn_table;
 struct sw_auth;
 struct sw_guard;
+struct sw_proxy;   /* issue 4: route_proxy.c */
+struct sw_pxw;
 struct auth_worker;
 
 /* A reply waiting for its binding change to be durable (issue 6: the 200
@@ -82,6 +84,8 @@ struct sw_worker {
 
 	/* counters (read by metrics later; written only by this worker) */
 	uint64_t rx_msgs, rx_bad, tx_msgs, retrans_absorbed;
+
+	struct sw_pxw *px;                 /* issue 4: proxy contexts, client txns, hand-off */
 };
 
 struct sw_server {
@@ -89,6 +93,7 @@ struct sw_server {
 	struct sw_registrar *reg;
 	struct sw_auth *auth;              /* digest engine (credentials, nonces) */
 	struct sw_guard *guard;            /* rate limits, bans, filters */
+	struct sw_proxy *proxy;            /* issue 4: keys, trunk ACL, upstream health */
 	struct sw_hkey tag_key;            /* To-tags: same for every retransmission */
 	struct sw_hkey txn_key;
 	unsigned nworkers;

@@ -49,6 +49,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	pipeline_expire_pending(w, now);
 	guard_tarpit_flush(w, now);
 	uint64_t next = sip_txn_tick(w->txns, now, send_cb, w);
+	uint64_t pnext = route_proxy_tick(w, now); /* issue 4: client transactions */
+	if (pnext < next)
+		next = pnext;
 	sw_tp_flush(w->tp);
 	arm_tick(w, next);
 }
@@ -142,7 +145,7 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 			return rc;
 		}
 	}
-	return 0;
+	return route_proxy_worker_init(w); /* issue 4: no-op without [upstream]/[trunk]/[proxy] */
 }
 
 static void *worker_main(void *arg)
@@ -171,6 +174,7 @@ void worker_join(struct sw_worker *w)
 
 void worker_free(struct sw_worker *w)
 {
+	route_proxy_worker_free(w); /* issue 4: before the event base goes */
 	if (w->pending) {
 		for (unsigned i = 0; i < SW_PENDING_MAX; i++)
 			free(w->pending[i].resp);
