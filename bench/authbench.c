@@ -1,0 +1,628 @@
+/* authbench: closed-loop digest-authenticated REGISTER load over UDP
+ * (issue 3, "Performance").
+ *
+ * Two modes, per algorithm (MD5, SHA-256, SHA-512-256, each optionally
+ * -sess; qop=auth):
+ *   pair     every unit is a full challenge: REGISTER → 401, then REGISTER
+ *            with Authorization (nc=1) → 200. Two round trips; the latency
+ *            is from the first send to the 200.
+ *   refresh  every unit is one REGISTER reusing the user's last nonce with
+ *            nc+1 → 200 (one round trip). A 401 (stale nonce, evicted
+ *            slot, …) is answered at once with the new nonce and counted
+ *            as "rechallenged"; the unit's latency then covers both legs.
+ *
+ * U users bU@REALM share one password (-P); each user keeps one Call-ID, an
+ * increasing CSeq and, in refresh mode, its own nonce and nonce-count. C
+ * units are in flight over S sockets; each slot owns a disjoint set of
+ * users, so one AOR never has two REGISTERs in flight. The Via branch
+ * carries (socket, slot, sequence): replies are matched without a lookup,
+ * late replies to timed-out requests are counted as stray.
+ *
+ * Reports units/s, non-200 finals by status, timeouts, latency percentiles
+ * and the CPU time of the generator and (with -p PID) of the server over
+ * the measured window, per unit. The client's hash work is one digest per
+ * request (HA1 and HA2 are precomputed), two with -sess.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH 64
+#define MSG_MAX 2048
+#define RX_MAX 4096
+#define HIST_US 200000          /* 1 µs buckets up to 200 ms, then overflow */
+#define MAX_SOCKS 256
+#define NONCE_MAX 96
+#define OPAQUE_MAX 48
+#define HEX_MAX 129
+
+enum mode { M_PAIR, M_REFRESH };
+
+struct user {
+	uint32_t cseq;
+	uint32_t nc;                    /* last nc sent with nonce */
+	char nonce[NONCE_MAX];          /* "" = none yet */
+	char opaque[OPAQUE_MAX];
+	char ha1[HEX_MAX];
+};
+
+struct slot {
+	uint64_t sent_ns;       /* current request; 0: idle */
+	uint64_t start_ns;      /* start of the unit */
+	uint32_t seq;           /* branch sequence */
+	uint32_t user_next;
+	unsigned user;
+	bool authed;            /* the outstanding request carries credentials */
+};
+
+struct sock {
+	int fd;
+	struct sockaddr_in local;
+	char ip[INET_ADDRSTRLEN];
+	unsigned nslots;
+	struct slot *slots;
+};
+
+struct opts {
+	struct sockaddr_in dest;
+	const char *realm, *password, *alg;
+	unsigned socks, conc, users;
+	double duration, warmup, timeout;
+	unsigned expires;
+	enum mode mode;
+	int server_pid;
+};
+
+static const EVP_MD *md;
+static bool sess;
+static size_t hexlen;
+static char ha2[HEX_MAX];
+static struct user *users;
+
+static uint64_t hist[HIST_US + 1];
+static uint64_t n_ok, n_other, n_timeout, n_sent, n_stray, n_rechal, n_stale, n_noalg;
+static uint64_t by_status[700];
+static bool measuring;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: authbench -d HOST:PORT -m pair|refresh -A ALGORITHM [-r REALM]\n"
+		"                 [-P PASSWORD] [-s SOCKETS] [-c OUTSTANDING] [-u USERS]\n"
+		"                 [-t SECONDS] [-w WARMUP] [-T TIMEOUT_S] [-e EXPIRES] [-p SERVER_PID]\n"
+		"  Users b0..b(USERS-1)@REALM, all with PASSWORD (default bench-password-1234).\n"
+		"  ALGORITHM: MD5, SHA-256, SHA-512-256, each optionally -sess.\n");
+	exit(2);
+}
+
+static unsigned parse_uint(const char *s, const char *what)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v > 100000000ul) {
+		fprintf(stderr, "authbench: bad %s: %s\n", what, s);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
+static double parse_double(const char *s, const char *what)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (*end || end == s || v < 0) {
+		fprintf(stderr, "authbench: bad %s: %s\n", what, s);
+		exit(2);
+	}
+	return v;
+}
+
+/* hex(H(data)) into out (hexlen + 1 bytes) */
+static void hhex(const void *data, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int dl = 0;
+	if (!EVP_Digest(data, n, d, &dl, md, NULL)) {
+		fprintf(stderr, "authbench: EVP_Digest failed\n");
+		exit(1);
+	}
+	for (unsigned i = 0; i < dl; i++) {
+		out[2 * i] = hx[d[i] >> 4];
+		out[2 * i + 1] = hx[d[i] & 15];
+	}
+	out[2 * dl] = 0;
+}
+
+static unsigned slot_user(const struct opts *o, unsigned global_slot, uint32_t k)
+{
+	unsigned per = o->users / o->conc;
+	return global_slot + (k % per) * o->conc;
+}
+
+/* The request for slot i of socket s: with credentials when the user holds
+ * a nonce (always after the 401 in pair mode). */
+static int build(const struct opts *o, const struct sock *sk, unsigned s, unsigned i, char *buf)
+{
+	struct slot *sl = &sk->slots[i];
+	struct user *u = &users[sl->user];
+	unsigned port = ntohs(sk->local.sin_port);
+	char auth[768] = "";
+	uint32_t cs = ++u->cseq;
+
+	sl->authed = u->nonce[0] != 0;
+	if (sl->authed) {
+		char cnonce[24], tmp[512], resp[HEX_MAX], sha1[HEX_MAX];
+		const char *h1 = u->ha1;
+		uint32_t nc = ++u->nc;
+		snprintf(cnonce, sizeof cnonce, "c%08x%06x", sl->user, cs & 0xffffff);
+		if (sess) { /* RFC 7616 §3.4.2: H(H(user:realm:pw):nonce:cnonce) */
+			int n = snprintf(tmp, sizeof tmp, "%s:%s:%s", u->ha1, u->nonce, cnonce);
+			hhex(tmp, (size_t)n, sha1);
+			h1 = sha1;
+		}
+		int n = snprintf(tmp, sizeof tmp, "%s:%s:%08" PRIx32 ":%s:auth:%s", h1, u->nonce,
+				 nc, cnonce, ha2);
+		hhex(tmp, (size_t)n, resp);
+		snprintf(auth, sizeof auth,
+			 "Authorization: Digest username=\"b%u\", realm=\"%s\", nonce=\"%s\", "
+			 "uri=\"sip:%s\", response=\"%s\", algorithm=%s, cnonce=\"%s\", qop=auth, "
+			 "nc=%08" PRIx32 "%s%s%s\r\n",
+			 sl->user, o->realm, u->nonce, o->realm, resp, o->alg, cnonce, nc,
+			 u->opaque[0] ? ", opaque=\"" : "", u->opaque, u->opaque[0] ? "\"" : "");
+	}
+	return snprintf(buf, MSG_MAX,
+		"REGISTER sip:%s SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP %s:%u;branch=z9hG4bK-ab.%u.%u.%u;rport\r\n"
+		"Max-Forwards: 70\r\n"
+		"From: <sip:b%u@%s>;tag=ab%u\r\n"
+		"To: <sip:b%u@%s>\r\n"
+		"Call-ID: ab-%u@bench\r\n"
+		"CSeq: %" PRIu32 " REGISTER\r\n"
+		"Contact: <sip:b%u@%s:%u>\r\n"
+		"Expires: %u\r\n"
+		"%s"
+		"User-Agent: authbench\r\n"
+		"Content-Length: 0\r\n\r\n",
+		o->realm, sk->ip, port, s, i, sl->seq,
+		sl->user, o->realm, sl->user, sl->user, o->realm, sl->user, cs,
+		sl->user, sk->ip, port, o->expires, auth);
+}
+
+static bool parse_reply(const char *p, size_t n, unsigned *status, unsigned *s, unsigned *i,
+			unsigned *seq)
+{
+	if (n < 12 || memcmp(p, "SIP/2.0 ", 8) != 0)
+		return false;
+	*status = (unsigned)(p[8] - '0') * 100 + (unsigned)(p[9] - '0') * 10 +
+		  (unsigned)(p[10] - '0');
+	const char *b = memmem(p, n, "branch=z9hG4bK-ab.", 18);
+	if (!b)
+		return false;
+	b += 18;
+	char tmp[64];
+	size_t k = 0;
+	while (b < p + n && k < sizeof tmp - 1 && (b[0] == '.' || (b[0] >= '0' && b[0] <= '9')))
+		tmp[k++] = *b++;
+	tmp[k] = 0;
+	return sscanf(tmp, "%u.%u.%u", s, i, seq) == 3;
+}
+
+/* value of name="…" within [p, e) into out; false if absent or too long */
+static bool qparam(const char *p, const char *e, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+	for (const char *q = p; q + nl + 2 < e; q++) {
+		if (memcmp(q, name, nl) || q[nl] != '=' || q[nl + 1] != '"')
+			continue;
+		if (q > p && q[-1] != ' ' && q[-1] != ',')
+			continue;
+		const char *v = q + nl + 2, *ve = memchr(v, '"', (size_t)(e - v));
+		if (!ve || (size_t)(ve - v) >= cap)
+			return false;
+		memcpy(out, v, (size_t)(ve - v));
+		out[ve - v] = 0;
+		return true;
+	}
+	return false;
+}
+
+/* From a 401: the nonce and opaque of the challenge for our algorithm. */
+static bool take_challenge(const struct opts *o, const char *p, size_t n, struct user *u,
+			   bool *stale)
+{
+	const char *end = p + n, *q = p;
+	size_t al = strlen(o->alg);
+	while ((q = memmem(q, (size_t)(end - q), "\r\nWWW-Authenticate:", 19)) != NULL) {
+		q += 2;
+		const char *le = memmem(q, (size_t)(end - q), "\r\n", 2);
+		if (!le)
+			break;
+		const char *a = memmem(q, (size_t)(le - q), "algorithm=", 10);
+		if (a && (size_t)(le - a) >= 10 + al && !strncasecmp(a + 10, o->alg, al) &&
+		    (a + 10 + al == le || a[10 + al] == ',' || a[10 + al] == ' ')) {
+			if (!qparam(q, le, "nonce", u->nonce, sizeof u->nonce))
+				return false;
+			if (!qparam(q, le, "opaque", u->opaque, sizeof u->opaque))
+				u->opaque[0] = 0;
+			*stale = memmem(q, (size_t)(le - q), "stale=true", 10) != NULL;
+			u->nc = 0;
+			return true;
+		}
+		q = le;
+	}
+	return false;
+}
+
+static void record(uint64_t lat_ns)
+{
+	uint64_t us = lat_ns / 1000;
+	hist[us > HIST_US ? HIST_US : us]++;
+}
+
+static double pct(uint64_t total, double q)
+{
+	if (!total)
+		return 0;
+	uint64_t want = (uint64_t)(q * (double)total);
+	if (want >= total)
+		want = total - 1;
+	uint64_t acc = 0;
+	for (unsigned i = 0; i <= HIST_US; i++) {
+		acc += hist[i];
+		if (acc > want)
+			return i / 1000.0;
+	}
+	return HIST_US / 1000.0;
+}
+
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* utime + stime of a process in seconds; -1 when unreadable */
+static double proc_cpu_s(int pid)
+{
+	char path[64], buf[1024];
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	unsigned long long ut = 0, st = 0;
+	/* after ") ": state ppid pgrp session tty_nr tpgid flags minflt cminflt
+	 * majflt cmajflt utime stime */
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void start_unit(const struct opts *o, struct slot *sl, unsigned global_slot)
+{
+	sl->user = slot_user(o, global_slot, sl->user_next++);
+	if (o->mode == M_PAIR)
+		users[sl->user].nonce[0] = 0;   /* always the full challenge */
+	sl->start_ns = 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { .realm = "bench.test", .password = "bench-password-1234", .alg = NULL,
+			  .socks = 8, .conc = 64, .users = 256, .duration = 10, .warmup = 2,
+			  .timeout = 1.0, .expires = 3600, .mode = M_PAIR };
+	bool have_dest = false, have_mode = false;
+	int c;
+	while ((c = getopt(argc, argv, "d:r:P:A:m:s:c:u:t:w:T:e:p:h")) != -1) {
+		switch (c) {
+		case 'd': {
+			char host[64];
+			const char *colon = strrchr(optarg, ':');
+			if (!colon || (size_t)(colon - optarg) >= sizeof host)
+				usage();
+			memcpy(host, optarg, (size_t)(colon - optarg));
+			host[colon - optarg] = 0;
+			o.dest.sin_family = AF_INET;
+			o.dest.sin_port = htons((uint16_t)parse_uint(colon + 1, "port"));
+			if (inet_pton(AF_INET, host, &o.dest.sin_addr) != 1)
+				usage();
+			have_dest = true;
+			break;
+		}
+		case 'r': o.realm = optarg; break;
+		case 'P': o.password = optarg; break;
+		case 'A': o.alg = optarg; break;
+		case 'm':
+			if (!strcmp(optarg, "pair"))
+				o.mode = M_PAIR;
+			else if (!strcmp(optarg, "refresh"))
+				o.mode = M_REFRESH;
+			else
+				usage();
+			have_mode = true;
+			break;
+		case 's': o.socks = parse_uint(optarg, "sockets"); break;
+		case 'c': o.conc = parse_uint(optarg, "outstanding"); break;
+		case 'u': o.users = parse_uint(optarg, "users"); break;
+		case 't': o.duration = parse_double(optarg, "duration"); break;
+		case 'w': o.warmup = parse_double(optarg, "warmup"); break;
+		case 'T': o.timeout = parse_double(optarg, "timeout"); break;
+		case 'e': o.expires = parse_uint(optarg, "expires"); break;
+		case 'p': o.server_pid = (int)parse_uint(optarg, "server pid"); break;
+		default: usage();
+		}
+	}
+	if (!have_dest || !have_mode || !o.alg || !o.socks || o.socks > MAX_SOCKS ||
+	    o.conc < o.socks || o.users < o.conc)
+		usage();
+
+	char base[32];
+	snprintf(base, sizeof base, "%s", o.alg);
+	size_t bl = strlen(base);
+	if (bl > 5 && !strcasecmp(base + bl - 5, "-sess")) {
+		sess = true;
+		base[bl - 5] = 0;
+	}
+	if (!strcasecmp(base, "MD5"))
+		md = EVP_md5();
+	else if (!strcasecmp(base, "SHA-256"))
+		md = EVP_sha256();
+	else if (!strcasecmp(base, "SHA-512-256"))
+		md = EVP_sha512_256();
+	else
+		usage();
+	hexlen = 2 * (size_t)EVP_MD_get_size(md);
+
+	users = calloc(o.users, sizeof *users);
+	struct sock *socks = calloc(o.socks, sizeof *socks);
+	if (!users || !socks)
+		return 1;
+	char tmp[512];
+	for (unsigned k = 0; k < o.users; k++) {
+		int n = snprintf(tmp, sizeof tmp, "b%u:%s:%s", k, o.realm, o.password);
+		hhex(tmp, (size_t)n, users[k].ha1);
+	}
+	{
+		int n = snprintf(tmp, sizeof tmp, "REGISTER:sip:%s", o.realm);
+		hhex(tmp, (size_t)n, ha2);
+	}
+
+	for (unsigned s = 0; s < o.socks; s++) {
+		struct sock *sk = &socks[s];
+		sk->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+		if (sk->fd < 0) {
+			perror("socket");
+			return 1;
+		}
+		int sz = 4 << 20;
+		setsockopt(sk->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+		setsockopt(sk->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+		sk->local.sin_family = AF_INET;
+		sk->local.sin_addr.s_addr = htonl(0x7f000001u);
+		if (bind(sk->fd, (struct sockaddr *)&sk->local, sizeof sk->local) < 0 ||
+		    connect(sk->fd, (struct sockaddr *)&o.dest, sizeof o.dest) < 0) {
+			perror("bind/connect");
+			return 1;
+		}
+		socklen_t len = sizeof sk->local;
+		getsockname(sk->fd, (struct sockaddr *)&sk->local, &len);
+		inet_ntop(AF_INET, &sk->local.sin_addr, sk->ip, sizeof sk->ip);
+		sk->nslots = o.conc / o.socks + (s < o.conc % o.socks);
+		sk->slots = calloc(sk->nslots, sizeof *sk->slots);
+		if (!sk->slots)
+			return 1;
+	}
+	unsigned *gbase = calloc(o.socks, sizeof *gbase);
+	if (!gbase)
+		return 1;
+	for (unsigned s = 1; s < o.socks; s++)
+		gbase[s] = gbase[s - 1] + socks[s - 1].nslots;
+
+	static char sbuf[BATCH][MSG_MAX], rbuf[BATCH][RX_MAX];
+	struct mmsghdr smsg[BATCH], rmsg[BATCH];
+	struct iovec siov[BATCH], riov[BATCH];
+	for (unsigned k = 0; k < BATCH; k++) {
+		riov[k] = (struct iovec){ rbuf[k], RX_MAX };
+		memset(&rmsg[k], 0, sizeof rmsg[k]);
+		rmsg[k].msg_hdr.msg_iov = &riov[k];
+		rmsg[k].msg_hdr.msg_iovlen = 1;
+		memset(&smsg[k], 0, sizeof smsg[k]);
+		smsg[k].msg_hdr.msg_iov = &siov[k];
+		smsg[k].msg_hdr.msg_iovlen = 1;
+	}
+	struct pollfd *pfd = calloc(o.socks, sizeof *pfd);
+	/* slots whose next request is due (the 2nd leg goes out in the next pass) */
+	bool **due = calloc(o.socks, sizeof *due);
+	if (!pfd || !due)
+		return 1;
+	for (unsigned s = 0; s < o.socks; s++) {
+		pfd[s] = (struct pollfd){ .fd = socks[s].fd, .events = POLLIN };
+		due[s] = calloc(socks[s].nslots, sizeof **due);
+		if (!due[s])
+			return 1;
+		for (unsigned i = 0; i < socks[s].nslots; i++) {
+			start_unit(&o, &socks[s].slots[i], gbase[s] + i);
+			due[s][i] = true;
+		}
+	}
+
+	uint64_t t0 = now_ns();
+	uint64_t t_measure = t0 + (uint64_t)(o.warmup * 1e9);
+	uint64_t t_end = t_measure + (uint64_t)(o.duration * 1e9);
+	uint64_t timeout_ns = (uint64_t)(o.timeout * 1e9);
+	double cpu0 = 0, scpu0 = -1;
+	uint64_t last_scan = t0;
+
+	for (;;) {
+		uint64_t now = now_ns();
+		if (!measuring && now >= t_measure) {
+			measuring = true;
+			memset(hist, 0, sizeof hist);
+			n_ok = n_other = n_timeout = n_sent = n_stray = n_rechal = n_stale = n_noalg = 0;
+			memset(by_status, 0, sizeof by_status);
+			cpu0 = cpu_s();
+			scpu0 = proc_cpu_s(o.server_pid);
+		}
+		if (now >= t_end)
+			break;
+		bool scan = now - last_scan > 10000000ull;
+		if (scan)
+			last_scan = now;
+		for (unsigned s = 0; s < o.socks; s++) {
+			struct sock *sk = &socks[s];
+			unsigned n = 0;
+			for (unsigned i = 0; i < sk->nslots; i++) {
+				struct slot *sl = &sk->slots[i];
+				if (!due[s][i]) {
+					if (!(scan && sl->sent_ns && now - sl->sent_ns > timeout_ns))
+						continue;
+					n_timeout++;            /* start the unit over */
+					start_unit(&o, sl, gbase[s] + i);
+				}
+				due[s][i] = false;
+				sl->seq++;
+				int len = build(&o, sk, s, i, sbuf[n]);
+				if (len <= 0 || len >= MSG_MAX) {
+					fprintf(stderr, "authbench: request too long\n");
+					return 1;
+				}
+				siov[n] = (struct iovec){ sbuf[n], (size_t)len };
+				sl->sent_ns = now;
+				if (!sl->start_ns)
+					sl->start_ns = now;
+				if (++n == BATCH) {
+					int r = sendmmsg(sk->fd, smsg, n, 0);
+					n_sent += r > 0 ? (unsigned)r : 0;
+					n = 0;
+				}
+			}
+			if (n) {
+				int r = sendmmsg(sk->fd, smsg, n, 0);
+				n_sent += r > 0 ? (unsigned)r : 0;
+			}
+		}
+		int pr = poll(pfd, o.socks, 5);
+		if (pr <= 0)
+			continue;
+		for (unsigned s = 0; s < o.socks; s++) {
+			if (!(pfd[s].revents & POLLIN))
+				continue;
+			struct sock *sk = &socks[s];
+			int r = recvmmsg(sk->fd, rmsg, BATCH, MSG_DONTWAIT, NULL);
+			uint64_t t = now_ns();
+			for (int k = 0; k < r; k++) {
+				unsigned st, ss, si, sq;
+				size_t len = rmsg[k].msg_len;
+				if (!parse_reply(rbuf[k], len, &st, &ss, &si, &sq) || ss != s ||
+				    si >= sk->nslots) {
+					n_stray++;
+					continue;
+				}
+				struct slot *sl = &sk->slots[si];
+				if (st < 200)
+					continue;
+				if (sq != sl->seq || !sl->sent_ns || due[s][si]) {
+					n_stray++;
+					continue;
+				}
+				sl->sent_ns = 0;
+				struct user *u = &users[sl->user];
+				if (st == 401) {
+					bool stale = false;
+					if (!take_challenge(&o, rbuf[k], len, u, &stale)) {
+						n_noalg++;      /* our algorithm not offered */
+						n_other++;
+						by_status[401]++;
+						start_unit(&o, sl, gbase[s] + si);
+						due[s][si] = true;
+						continue;
+					}
+					if (sl->authed) {       /* refused credentials */
+						n_rechal++;
+						n_stale += stale;
+						if (o.mode == M_PAIR) { /* a wrong password, not a stale nonce */
+							n_other++;
+							by_status[401]++;
+							start_unit(&o, sl, gbase[s] + si);
+						}
+					}
+					due[s][si] = true;      /* answer the challenge */
+					continue;
+				}
+				if (st < 700)
+					by_status[st]++;
+				if (st == 200) {
+					n_ok++;
+					record(t - sl->start_ns);
+				} else {
+					n_other++;
+					u->nonce[0] = 0;
+				}
+				start_unit(&o, sl, gbase[s] + si);
+				due[s][si] = true;
+			}
+		}
+	}
+	double secs = (double)(now_ns() - t_measure) / 1e9;
+	double cpu = cpu_s() - cpu0;
+	double scpu = scpu0 >= 0 ? proc_cpu_s(o.server_pid) - scpu0 : -1;
+	printf("authbench: %s:%u realm=%s mode=%s algorithm=%s sockets=%u outstanding=%u "
+	       "users=%u duration=%.1fs\n",
+	       inet_ntoa(o.dest.sin_addr), ntohs(o.dest.sin_port), o.realm,
+	       o.mode == M_PAIR ? "pair" : "refresh", o.alg, o.socks, o.conc, o.users, secs);
+	printf("%s_per_s=%.0f ok=%" PRIu64 " non200=%" PRIu64 " timeouts=%" PRIu64
+	       " stray=%" PRIu64 " sent=%" PRIu64 " rechallenged=%" PRIu64 " (stale=%" PRIu64
+	       ") requests_per_unit=%.2f\n",
+	       o.mode == M_PAIR ? "pairs" : "refreshes", (double)n_ok / secs, n_ok, n_other,
+	       n_timeout, n_stray, n_sent, n_rechal, n_stale,
+	       n_ok ? (double)n_sent / (double)n_ok : 0.0);
+	if (n_other) {
+		printf("non200_by_status:");
+		for (unsigned k = 100; k < 700; k++)
+			if (by_status[k] && k != 200)
+				printf(" %u=%" PRIu64, k, by_status[k]);
+		if (n_noalg)
+			printf(" (401 without a %s challenge: %" PRIu64 ")", o.alg, n_noalg);
+		printf("\n");
+	}
+	printf("latency_ms p50=%.3f p90=%.3f p99=%.3f p999=%.3f max<=%.3f\n",
+	       pct(n_ok, 0.50), pct(n_ok, 0.90), pct(n_ok, 0.99), pct(n_ok, 0.999),
+	       pct(n_ok, 1.0));
+	printf("generator_cpu_s=%.2f (%.0f%% of one core)\n", cpu, 100.0 * cpu / secs);
+	if (scpu >= 0)
+		printf("server_cpu_s=%.2f server_cpu_us_per_unit=%.1f\n", scpu,
+		       n_ok ? scpu * 1e6 / (double)n_ok : 0.0);
+	return n_ok ? 0 : 1;
+}
