@@ -502,11 +502,15 @@ void ptx_abandon(struct ptx_table *t, struct ptx *x)
 
 uint64_t ptx_handle(const struct ptx *x)
 {
-	return (uint64_t)x->gen << 32 | x->idx;
+	/* never 0, so a TU may use 0 for "none" */
+	return ((uint64_t)x->gen << 32 | x->idx) + 1;
 }
 
 struct ptx *ptx_lookup(struct ptx_table *t, uint64_t handle)
 {
+	if (handle == 0)
+		return NULL;
+	handle--;
 	uint32_t idx = (uint32_t)handle;
 	if (idx >= t->cap)
 		return NULL;

@@ -87,7 +87,7 @@ void ptx_abandon(struct ptx_table *t, struct ptx *x);
  * To, CSeq number, the single top Via, Route) into out. 0 or -errno. */
 int ptx_build_cancel(struct ptx_table *t, const struct ptx *x, struct sip_out *out);
 
-/* A handle that outlives x: ptx_lookup returns NULL once x has ended. */
+/* A handle (never 0) that outlives x: ptx_lookup returns NULL once x has ended. */
 uint64_t ptx_handle(const struct ptx *x);
 struct ptx *ptx_lookup(struct ptx_table *t, uint64_t handle);
 

@@ -165,6 +165,8 @@ static void test_invite_provisional_then_tu_deadline(void **state)
 	struct tmsg resp;
 	struct ptx *x = start(t, "INVITE", false, 0), *got;
 	uint64_t h = ptx_handle(x);
+	assert_true(h != 0);
+	assert_ptr_equal(ptx_lookup(t, h), x);
 	mkresp(&resp, 180, "INVITE");
 	assert_int_equal(ptx_receive(t, &resp.m, 100, rec_send, &r, &got), PTX_RX_DELIVER);
 	assert_ptr_equal(got, x);
