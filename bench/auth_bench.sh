@@ -15,7 +15,7 @@
 # Starts its own sipwarden on a free port with a throw-away data_dir (no
 # [registrar] trust: every REGISTER is authenticated; [guard] trusted =
 # 127.0.0.0/8 so the per-IP/per-user rate limits do not answer the load with
-# 503; [limits] max_transactions = MAX_TRANSACTIONS, default 2000000 per
+# 503; [limits] max_transactions = MAX_TRANSACTIONS, default 1000000 per
 # worker), adds USERS users with `sipwarden user add`, stops the server by PID.
 set -eu
 cd "$(dirname "$0")/.."
@@ -77,7 +77,7 @@ log_level = ${LOG_LEVEL:-warn}
 ; transactions, so ~10k pairs/s need ~640k entries; the default (65536 per
 ; worker) would turn the load into 503s after a few seconds.
 [limits]
-max_transactions = ${MAX_TRANSACTIONS:-2000000}
+max_transactions = ${MAX_TRANSACTIONS:-1000000}
 
 [registrar]
 min_expires = 60
@@ -119,7 +119,7 @@ EOF
 echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')"
 echo "machine: nproc=$(nproc) kernel=$(uname -r) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') load=$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "server:  $("$BIN" version 2>&1 | head -1), workers=$WORKERS, udp:127.0.0.1:$PORT, users=$USERS, log_level=${LOG_LEVEL:-warn}, max_transactions=${MAX_TRANSACTIONS:-2000000}"
+echo "server:  $("$BIN" version 2>&1 | head -1), workers=$WORKERS, udp:127.0.0.1:$PORT, users=$USERS, log_level=${LOG_LEVEL:-warn}, max_transactions=${MAX_TRANSACTIONS:-1000000}"
 echo
 
 if [ $# -gt 0 ]; then LOAD="$*"; else LOAD="-s 4 -c 32"; fi

@@ -97,6 +97,7 @@ static uint64_t hist[HIST_US + 1];
 static uint64_t n_ok, n_other, n_timeout, n_sent, n_stray, n_rechal, n_stale, n_noalg;
 static uint64_t by_status[700];
 static bool measuring;
+static bool verbose;            /* AUTHBENCH_VERBOSE=1: say which requests time out */
 
 static uint64_t now_ns(void)
 {
@@ -345,6 +346,7 @@ int main(int argc, char **argv)
 			  .timeout = 1.0, .expires = 3600, .mode = M_PAIR };
 	bool have_dest = false, have_mode = false;
 	int c;
+	verbose = getenv("AUTHBENCH_VERBOSE") != NULL;
 	while ((c = getopt(argc, argv, "d:r:P:A:m:s:c:u:t:w:T:e:p:h")) != -1) {
 		switch (c) {
 		case 'd': {
@@ -509,6 +511,11 @@ int main(int argc, char **argv)
 					if (!(scan && sl->sent_ns && now - sl->sent_ns > timeout_ns))
 						continue;
 					n_timeout++;            /* start the unit over */
+					if (verbose)
+						fprintf(stderr, "authbench: timeout: sock %u slot %u user b%u "
+							"cseq %" PRIu32 " %s\n", s, i, sl->user,
+							users[sl->user].cseq,
+							sl->authed ? "with credentials" : "first leg");
 					start_unit(&o, sl, gbase[s] + i);
 				}
 				due[s][i] = false;
