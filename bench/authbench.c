@@ -11,7 +11,7 @@
  *            slot, …) is answered at once with the new nonce and counted
  *            as "rechallenged"; the unit's latency then covers both legs.
  *
- * U users bU@REALM share one password (-P); each user keeps one Call-ID, an
+ * U users bU@REALM share one password (-P); each user keeps one Call-ID (per run), an
  * increasing CSeq and, in refresh mode, its own nonce and nonce-count. C
  * units are in flight over S sockets; each slot owns a disjoint set of
  * users, so one AOR never has two REGISTERs in flight. The Via branch
@@ -97,7 +97,11 @@ static uint64_t hist[HIST_US + 1];
 static uint64_t n_ok, n_other, n_timeout, n_sent, n_stray, n_rechal, n_stale, n_noalg;
 static uint64_t by_status[700];
 static bool measuring;
-static bool verbose;            /* AUTHBENCH_VERBOSE=1: say which requests time out */
+static bool verbose;
+/* Per run: a fresh Call-ID per user, so a run's CSeq 1 is not "older" than
+ * the last run's (RFC 3261 §10.3 step 7); the Contact has no port, so every
+ * run refreshes the same binding instead of adding one (max_bindings_per_aor). */
+static uint32_t run_id;            /* AUTHBENCH_VERBOSE=1: say which requests time out */
 
 static uint64_t now_ns(void)
 {
@@ -200,16 +204,16 @@ static int build(const struct opts *o, const struct sock *sk, unsigned s, unsign
 		"Max-Forwards: 70\r\n"
 		"From: <sip:b%u@%s>;tag=ab%u\r\n"
 		"To: <sip:b%u@%s>\r\n"
-		"Call-ID: ab-%u@bench\r\n"
+		"Call-ID: ab-%u-%08x@bench\r\n"
 		"CSeq: %" PRIu32 " REGISTER\r\n"
-		"Contact: <sip:b%u@%s:%u>\r\n"
+		"Contact: <sip:b%u@%s>\r\n"
 		"Expires: %u\r\n"
 		"%s"
 		"User-Agent: authbench\r\n"
 		"Content-Length: 0\r\n\r\n",
 		o->realm, sk->ip, port, s, i, sl->seq,
-		sl->user, o->realm, sl->user, sl->user, o->realm, sl->user, cs,
-		sl->user, sk->ip, port, o->expires, auth);
+		sl->user, o->realm, sl->user, sl->user, o->realm, sl->user, run_id, cs,
+		sl->user, sk->ip, o->expires, auth);
 }
 
 static bool parse_reply(const char *p, size_t n, unsigned *status, unsigned *s, unsigned *i,
@@ -347,6 +351,7 @@ int main(int argc, char **argv)
 	bool have_dest = false, have_mode = false;
 	int c;
 	verbose = getenv("AUTHBENCH_VERBOSE") != NULL;
+	run_id = (uint32_t)getpid() ^ (uint32_t)now_ns();
 	while ((c = getopt(argc, argv, "d:r:P:A:m:s:c:u:t:w:T:e:p:h")) != -1) {
 		switch (c) {
 		case 'd': {
