@@ -43,6 +43,8 @@ struct sw_config {
 	char data_dir[SW_PATH_MAX];
 	int log_level;             /* enum sw_log_level */
 	char server_name[64];      /* Server / User-Agent header value */
+	char run_user[64];         /* user/group: drop to them after binding; "" = stay */
+	char run_group[64];
 	/* [limits] */
 	struct sip_limits limits;
 	unsigned max_transactions; /* per worker */

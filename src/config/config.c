@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/str.h"
@@ -198,6 +199,14 @@ static void server_key(struct loader *ld, const char *key, const char *value)
 	if (strcmp(key, "server_name") == 0) {
 		if (snprintf(c->server_name, sizeof(c->server_name), "%s", value) >= (int)sizeof(c->server_name))
 			fail(ld, "server_name: longer than %zu characters", sizeof(c->server_name) - 1);
+		return;
+	}
+	if (strcmp(key, "user") == 0 || strcmp(key, "group") == 0) {
+		bool u = key[0] == 'u';
+		char *dst = u ? c->run_user : c->run_group;
+		size_t cap = u ? sizeof(c->run_user) : sizeof(c->run_group);
+		if (!*value || snprintf(dst, cap, "%s", value) >= (int)cap)
+			fail(ld, "%s: empty or longer than %zu characters", key, cap - 1);
 		return;
 	}
 	fail(ld, "unknown key \"%s\" in [server]", key);
@@ -437,6 +446,8 @@ static void cross_checks(struct loader *ld)
 		fail(ld, "[timers] t2 must not be below t1");
 	if (c->nlisten == 0)
 		fail(ld, "[server] needs at least one listen address");
+	if (c->run_group[0] && !c->run_user[0])
+		fail(ld, "[server] group needs user");
 	char why[300];
 	if (!ld->failed && config_auth_finish(c, why, sizeof(why)) < 0)
 		fail(ld, "%s", why);
@@ -504,6 +515,11 @@ unsigned config_check(const struct sw_config *c, FILE *out)
 	}
 	if (c->nrealms == 0) {
 		fprintf(out, "warning: %s: no [realm] section: every REGISTER will be refused\n", c->path);
+		n++;
+	}
+	if (!c->run_user[0] && geteuid() == 0) {
+		fprintf(out, "warning: %s: no [server] user: run as root, sipwarden keeps root after "
+			     "binding (set user = sipwarden)\n", c->path);
 		n++;
 	}
 	return n + config_auth_warn(c, out) + guard_conf_warn(&c->guard, c->path, out);

@@ -14,6 +14,7 @@
 #include "auth/auth.h"
 #include "guard/guard.h"
 #include "registrar/registrar.h"
+#include "server/privs.h"
 #include "server/server.h"
 
 static unsigned worker_count(const struct sw_config *cfg)
@@ -124,6 +125,16 @@ int server_run(const struct sw_config *cfg)
 			goto stop;
 		}
 	}
+	/* Sockets are bound and databases open: give up root before any
+	 * worker reads a packet (issue 7). */
+	if ((rc = privs_drop(cfg->run_user, cfg->run_group, cfg->data_dir)) < 0) {
+		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot drop privileges\" user=\"%s\" error=\"%s\"",
+			cfg->run_user, strerror(-rc));
+		goto stop;
+	}
+	if (cfg->run_user[0])
+		sw_logf(SW_LOG_INFO, "server.privileges", "user=\"%s\" uid=%ld gid=%ld", cfg->run_user,
+			(long)getuid(), (long)getgid());
 	for (; started < srv.nworkers; started++)
 		if ((rc = worker_start(&srv.workers[started])) < 0)
 			goto stop;
