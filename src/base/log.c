@@ -42,6 +42,8 @@ static void put(struct sw_logline *l, const char *s, size_t n)
 
 void sw_log_begin(struct sw_logline *l, enum sw_log_level lvl, const char *event)
 {
+	if ((unsigned)lvl > SW_LOG_ERROR)
+		lvl = SW_LOG_ERROR; /* never index past level_names */
 	l->len = 0;
 	l->on = sw_log_enabled(lvl);
 	if (!l->on)

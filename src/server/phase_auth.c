@@ -22,13 +22,16 @@
 #include "sip/txn.h"
 #include "transport/transport.h"
 
+/* a is NULL when the source was trusted and no digest check ran. */
 static void log_auth(struct req *r, const struct auth_result *a, bool trusted)
 {
 	/* One line per verdict (issue 3). A challenge to a request without
 	 * credentials is the normal first leg: debug. Never logged: the
 	 * response hash, nonce secret, HA1 or password (none are in *a). */
 	enum sw_log_level lvl = SW_LOG_WARN;
-	if (trusted || a->outcome == AUTH_OK)
+	if (trusted) /* no digest ran: *a is not filled in, never read it */
+		lvl = SW_LOG_INFO;
+	else if (a->outcome == AUTH_OK)
 		lvl = a->md5_warn ? SW_LOG_WARN : SW_LOG_INFO;
 	else if (a->outcome == AUTH_CHALLENGE && (strcmp(a->reason, AUTH_R_NO_CREDENTIALS) == 0 ||
 						   strcmp(a->reason, AUTH_R_STALE) == 0))
@@ -126,7 +129,7 @@ bool phase_authenticate(struct req *r, bool proxy)
 
 	req_auth_user(r, user, sizeof(user));
 	if (sw_cidr_list_match(cfg->reg_trust, cfg->nreg_trust, req_src(r))) {
-		log_auth(r, &a, true);
+		log_auth(r, NULL, true);
 		guard_auth_ok(g, req_src(r), sw_str_c(user), r->gnow);
 		return true;
 	}
