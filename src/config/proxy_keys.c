@@ -174,7 +174,7 @@ static struct proxy_trunk_conf *trunk(struct sw_proxy_conf *p, const char *name,
 		whyf(why, whycap, "trunk name too long");
 		return NULL;
 	}
-	snprintf(t->user, sizeof(t->user), "%s", t->name);
+	memcpy(t->user, t->name, sizeof(t->user)); /* same size, NUL-terminated above */
 	p->ntrunks++;
 	return t;
 }
