@@ -10,12 +10,13 @@ import pytest
 
 import sipwire
 from conftest import Server
-from sipdigest import (ALGORITHMS, DigestUA, auth_events, authorization, challenge_for,
+from sipdigest import (ALGORITHMS, DigestUA, H, auth_events, authorization, challenge_for,
                        challenges, ha1, log_mark, user_add, user_cmd, wait_auth_event)
 
 REALM = "example.test"      # every algorithm, qop auth and auth-int
 OTHER = "other.test"        # a second realm (realm scoping, realm-mismatch)
 SHORT = "short.test"        # nonce_lifetime = 10 s (the minimum) for stale
+STRICT = "strict.test"      # userhash, nonces bound to the IP, 403 after 3 failures
 TRUSTED_SRC = "127.0.0.2"   # [registrar] trust: registers without a password
 
 PW = {"alice": "alice-Secret-Pass-1", "bob": "bob-Secret-Pass-2",
@@ -38,10 +39,17 @@ algorithms = SHA-256, MD5
 algorithms = SHA-256
 nonce_lifetime = 10
 
+[realm {strict}]
+algorithms = SHA-256, SHA-512-256
+userhash = yes
+bind_nonce_to_ip = yes
+after_failure = reject
+max_failures = 3
+
 ; rates and bans are the guard's tests; here they would only get in the way
 [guard]
 trusted = 127.0.0.0/8
-""".format(realm=REALM, other=OTHER, short=SHORT)
+""".format(realm=REALM, other=OTHER, short=SHORT, strict=STRICT)
 
 # Everything a test sends as a secret; the log must contain none of it.
 SECRETS = set()
@@ -56,6 +64,7 @@ def srv(tmp_path_factory):
         user_add(s, "%s@%s" % (u, REALM), pw)
     user_add(s, "alice@%s" % OTHER, OTHER_PW)
     user_add(s, "alice@%s" % SHORT, PW["alice"])
+    user_add(s, "alice@%s" % STRICT, PW["alice"])
     user_cmd(s, "disable", "mallory@%s" % REALM)
     user_cmd(s, "aors", "carol@%s" % REALM, "2002")
     s.start()
@@ -437,6 +446,61 @@ def test_trusted_network_registers_without_auth(srv):
     assert r is not None and r.status == 401, r and r.raw
 
 
+# -- userhash, nonces bound to the address, 403 after N failures -----------------------
+
+def test_userhash(srv):
+    """RFC 7616 §3.4.4: username = H(user:realm), userhash=true. The log
+    names the user the hash stood for, and says userhash."""
+    mark = log_mark(srv)
+    with DigestUA(srv, "alice", PW["alice"], STRICT, alg="SHA-512-256") as ua:
+        ua.challenge()
+        assert ua.chal.get("userhash") == "true", ua.chal
+        uh = H("SHA-512-256", "alice:" + STRICT)
+        r = ua.answer(auth_user=uh, extra_params=["userhash=true"])
+        remember(ua)
+    assert r.status == 200, r.raw
+    ev = wait_auth_event(srv, lambda e: e.get("event") == "auth.ok", mark)
+    assert ev and ev["user"] == "alice" and ev.get("userhash") == "yes", ev
+
+
+def test_nonce_bound_to_ip(srv):
+    """bind_nonce_to_ip: a nonce issued to 127.0.0.1 is worth nothing from
+    127.0.0.3, even with the right password."""
+    mark = log_mark(srv)
+    with DigestUA(srv, "alice", PW["alice"], STRICT) as ua, \
+            DigestUA(srv, "alice", PW["alice"], STRICT,
+                     peer=sipwire.UdpPeer("127.0.0.3")) as other:
+        ua.challenge()
+        other.chal = ua.chal
+        r = other.answer()
+        remember(other)
+        assert r.status == 401, r.raw
+        assert wait_auth_event(srv, lambda e: e.get("reason") == "bad-nonce", mark)
+        r = ua.answer()                      # the owner of the nonce
+        remember(ua)
+        assert r.status == 200, r.raw
+
+
+def test_after_failure_reject(srv):
+    """after_failure = reject, max_failures = 3: the 3rd wrong answer from
+    one source for one user gets 403; the right password still works."""
+    mark = log_mark(srv)
+    statuses = []
+    with DigestUA(srv, "alice", PW["alice"], STRICT,
+                  peer=sipwire.UdpPeer("127.0.0.4")) as ua:
+        for _ in range(4):
+            ua.challenge()
+            statuses.append(ua.answer(password="wrong-Pass-for-reject").status)
+        ua.challenge()
+        ok = ua.answer()
+        remember(ua)
+    assert statuses == [401, 401, 403, 403], statuses
+    fails = [e for e in auth_events(srv, mark) if e.get("event") == "auth.fail"]
+    assert [e.get("status") for e in fails] == ["401", "401", "403", "403"], fails
+    assert all(e["reason"] == "bad-response" for e in fails), fails
+    assert ok.status == 200, ok.raw
+
+
 # -- log hygiene (last: checks everything the module sent) ----------------------------
 
 def test_log_never_shows_secrets(srv):
@@ -449,7 +513,7 @@ def test_log_never_shows_secrets(srv):
                 remember(ua)
     for u, pw in list(PW.items()) + [("alice", OTHER_PW)]:
         for alg in ("MD5", "SHA-256", "SHA-512-256"):
-            for realm in (REALM, OTHER, SHORT):
+            for realm in (REALM, OTHER, SHORT, STRICT):
                 SECRETS.add(ha1(alg, u, realm, pw))
     log = srv.log_text()
     assert "event=auth.ok" in log and "event=auth.fail" in log
