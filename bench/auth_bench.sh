@@ -65,6 +65,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The realm offers REALM_ALGS plus whatever ALGS adds (e.g. SHA-256-sess),
+# so the 401 of a pair carries one challenge per offered algorithm.
+REALM_ALGS=${REALM_ALGS:-SHA-512-256, SHA-256, MD5}
+for a in $ALGS; do
+	case ", $REALM_ALGS," in *", $a,"*) ;; *) REALM_ALGS="$REALM_ALGS, $a" ;; esac
+done
+
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$tmp/bench.conf" <<EOF
 [server]
@@ -89,7 +96,7 @@ max_bindings_per_aor = 10
 trusted = 127.0.0.0/8
 
 [realm $REALM]
-algorithms = SHA-512-256, SHA-256, MD5
+algorithms = $REALM_ALGS
 md5 = allow
 EOF
 
@@ -119,7 +126,7 @@ EOF
 echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')"
 echo "machine: nproc=$(nproc) kernel=$(uname -r) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') load=$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "server:  $("$BIN" version 2>&1 | head -1), workers=$WORKERS, udp:127.0.0.1:$PORT, users=$USERS, log_level=${LOG_LEVEL:-warn}, max_transactions=${MAX_TRANSACTIONS:-1000000}"
+echo "server:  $("$BIN" version 2>&1 | head -1), workers=$WORKERS, udp:127.0.0.1:$PORT, users=$USERS, algorithms=\"$REALM_ALGS\", log_level=${LOG_LEVEL:-warn}, max_transactions=${MAX_TRANSACTIONS:-1000000}"
 echo
 
 if [ $# -gt 0 ]; then LOAD="$*"; else LOAD="-s 4 -c 32"; fi
