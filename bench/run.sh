@@ -21,10 +21,11 @@ WARMUP=${WARMUP:-2}
 WORKERS=${WORKERS:-auto}
 PY=/usr/bin/python3
 
-[ -d build ] || meson setup build >/dev/null
-ninja -C build >/dev/null
-BIN=build/sipwarden
-GEN=build/bench/sipbench
+BUILD=${BUILD:-build}      # another build dir (e.g. of an older commit) to compare
+[ -d "$BUILD" ] || meson setup "$BUILD" >/dev/null
+ninja -C "$BUILD" >/dev/null
+BIN=$BUILD/sipwarden
+GEN=${GEN:-build/bench/sipbench}
 [ -x "$BIN" ] && [ -x "$GEN" ] || { echo "bench: $BIN or $GEN missing" >&2; exit 1; }
 
 tmp=$(mktemp -d /tmp/sipwarden-bench.XXXXXX)
@@ -57,7 +58,9 @@ workers = $WORKERS
 data_dir = $tmp/var
 log_level = ${LOG_LEVEL:-warn}
 
-$( [ -n "${MAX_TRANSACTIONS:-}" ] && printf '[limits]\nmax_transactions = %s\n' "$MAX_TRANSACTIONS" )
+[limits]
+$( [ -n "${MAX_TRANSACTIONS:-}" ] && printf 'max_transactions = %s\n' "$MAX_TRANSACTIONS" )
+$( [ -n "${TXN_MEMORY:-}" ] && printf 'txn_memory = %s\n' "$TXN_MEMORY" )
 
 [registrar]
 trust = 127.0.0.0/8
@@ -106,6 +109,7 @@ run_profile() {
 	"$GEN" -d "127.0.0.1:$PORT" -t "$DURATION" -w "$WARMUP" "$@"
 	c1=$(cpu_ticks)
 	kill -0 "$PID" 2>/dev/null || { echo "bench: sipwarden died during this profile" >&2; exit 1; }
+	echo "server_rss_kb=$(awk '/^VmRSS/{print $2}' "/proc/$PID/status") server_hwm_kb=$(awk '/^VmHWM/{print $2}' "/proc/$PID/status")"
 	echo "server_cpu_s=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}') (over warmup+duration, $(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN{print d+w}') s)"
 	echo
 }

@@ -48,6 +48,7 @@ struct sw_config {
 	/* [limits] */
 	struct sip_limits limits;
 	unsigned max_transactions; /* per worker */
+	uint64_t txn_memory;       /* stored replies, all workers together (bytes) */
 	/* [tcp] */
 	struct sw_tp_conf tp;
 	/* [timers] */

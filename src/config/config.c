@@ -52,7 +52,10 @@ void config_defaults(struct sw_config *c)
 	snprintf(c->server_name, sizeof(c->server_name), "sipwarden");
 	c->limits = (struct sip_limits){ .max_msg = 65535, .max_headers = 100, .max_line = 8192,
 					 .max_via = 70, .max_contacts = 16 };
-	c->max_transactions = 65536;
+	/* Timer J keeps each completed REGISTER 32 s: 1M per worker carries
+	 * 30k/s; entries are 128 bytes, touched only when first used */
+	c->max_transactions = 1048576;
+	c->txn_memory = 512ull << 20;
 	c->tp = (struct sw_tp_conf){ .limits = c->limits, .tcp_idle_s = 300, .tcp_max_conns = 4096,
 				     .tcp_max_conns_per_ip = 64, .udp_batch = 32 };
 	c->timers = (struct sip_timers){ .t1_ms = 500, .t2_ms = 4000, .t4_ms = 5000 };
@@ -220,7 +223,34 @@ static void limits_key(struct loader *ld, const char *key, const char *value)
 	UINT_KEY("max_header_line", c->limits.max_line, 256, 65535)
 	UINT_KEY("max_via", c->limits.max_via, 2, 256)
 	UINT_KEY("max_contacts", c->limits.max_contacts, 1, 64)
-	UINT_KEY("max_transactions", c->max_transactions, 64, 4000000)
+	UINT_KEY("max_transactions", c->max_transactions, 64, 16000000)
+	if (strcmp(key, "txn_memory") == 0) {
+		/* bytes, with an optional K/M/G suffix (binary) */
+		char num[32];
+		size_t n = strlen(value);
+		unsigned shift = 0;
+		if (n && (value[n - 1] == 'K' || value[n - 1] == 'k'))
+			shift = 10;
+		else if (n && (value[n - 1] == 'M' || value[n - 1] == 'm'))
+			shift = 20;
+		else if (n && (value[n - 1] == 'G' || value[n - 1] == 'g'))
+			shift = 30;
+		if (shift)
+			n--;
+		if (n == 0 || n >= sizeof(num)) {
+			fail(ld, "txn_memory: expected bytes with an optional K, M or G suffix");
+			return;
+		}
+		memcpy(num, value, n);
+		num[n] = '\0';
+		uint64_t v;
+		if (parse_uint(ld, key, num, 1, 1ull << (40 - shift), &v) == 0) {
+			c->txn_memory = v << shift;
+			if (c->txn_memory < (1ull << 20))
+				fail(ld, "txn_memory: at least 1M");
+		}
+		return;
+	}
 	fail(ld, "unknown key \"%s\" in [limits]", key);
 }
 

@@ -117,6 +117,9 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 	tpc.worker_id = id;
 	w->tp = sw_tp_new(w->base, &tpc, pipeline_rx, w);
 	w->txns = sip_txn_table_new(cfg->max_transactions, &srv->txn_key, &cfg->timers);
+	/* [limits] txn_memory bounds the stored replies of all workers */
+	if (w->txns && srv->nworkers)
+		sip_txn_set_reply_memory(w->txns, (size_t)(cfg->txn_memory / srv->nworkers));
 	w->aw = auth_worker_new(srv->auth);
 	w->hdrs = calloc(cfg->limits.max_headers, sizeof(*w->hdrs));
 	w->extra_cap = registrar_hdrs_cap(&cfg->reg);

@@ -47,7 +47,7 @@ static void sa4(struct sockaddr_storage *ss, const char *ip, uint16_t port)
 	assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
 }
 
-static __attribute__((unused)) void sa6(struct sockaddr_storage *ss, const char *ip, uint16_t port)
+static void sa6(struct sockaddr_storage *ss, const char *ip, uint16_t port)
 {
 	struct sockaddr_in6 *in6 = (void *)ss;
 	memset(ss, 0, sizeof(*ss));
@@ -709,6 +709,201 @@ static void test_many(void **state)
 	sip_txn_table_free(t);
 }
 
+static void test_compact_entry_and_dest(void **state)
+{
+	(void)state;
+	struct sip_txn_table *t = mktable(16);
+	struct sip_txn_stats st;
+	struct tmsg m;
+	struct sip_txn *x;
+	struct sip_txn_dest d, back;
+
+	sip_txn_get_stats(t, &st);
+	assert_true(st.entry_bytes <= 128);
+	assert_int_equal(st.touched, 0);
+	assert_int_equal(st.reply_bytes, 0);
+
+	/* the destination survives compaction: IPv6, stream fields */
+	memset(&d, 0, sizeof(d));
+	sa6(&d.addr, "2001:db8::7", 5070);
+	d.alen = sizeof(struct sockaddr_in6);
+	d.conn_id = 77;
+	d.proto = 3;
+	d.reliable = false;
+	d.fd = 9;
+	mkreq(&m, "REGISTER", "z9hG4bKv6", "[2001:db8::7]:5070", "v6", NULL, 1);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 0, &x), SIP_TXN_NEW);
+	sip_txn_dest_get(x, &back);
+	assert_int_equal(back.alen, d.alen);
+	assert_memory_equal(&back.addr, &d.addr, d.alen);
+	assert_int_equal(back.conn_id, 77);
+	assert_int_equal(back.proto, 3);
+	assert_false(back.reliable);
+	assert_int_equal(back.fd, 9);
+	const struct sip_txn_dest *p = sip_txn_dest(x);
+	assert_memory_equal(&p->addr, &d.addr, d.alen);
+	sip_txn_get_stats(t, &st);
+	assert_int_equal(st.touched, 1);
+	assert_int_equal(st.live, 1);
+	sip_txn_table_free(t);
+}
+
+/* Replies live in slabs under a byte budget; when it is spent the state
+ * still moves and retransmissions are absorbed, never re-processed. */
+static void test_reply_budget(void **state)
+{
+	(void)state;
+	enum { N = 64 };
+	struct sip_txn_table *t = mktable(N);
+	struct sip_txn_dest d = dest(false);
+	struct sip_txn_stats st;
+	struct tmsg m;
+	struct sip_txn *x, *y;
+	struct sent s = { 0 };
+	char br[32], reply[900];
+	size_t len;
+
+	sip_txn_set_reply_memory(t, 65536); /* one chunk */
+	memset(reply, 'r', sizeof(reply));
+	memcpy(reply, "SIP/2.0 401 Unauthorized\r\n", 26);
+	unsigned kept = 0, dropped = 0;
+	for (int i = 0; i < N; i++) {
+		snprintf(br, sizeof(br), "z9hG4bKbud%d", i);
+		mkreq(&m, "REGISTER", br, "h", "bud", NULL, 1);
+		assert_int_equal(sip_txn_receive(t, &m.m, &d, 0, &x), SIP_TXN_NEW);
+		reply[30] = (char)('A' + i % 26);
+		int rc = sip_txn_respond(t, x, reply, sizeof(reply), 401, 0);
+		if (rc == 0) {
+			kept++;
+		} else {
+			assert_int_equal(rc, -ENOBUFS);
+			dropped++;
+		}
+		assert_int_equal(sip_txn_state(x), SIP_TXN_COMPLETED);
+	}
+	/* 900 bytes -> the 960-byte class: 68 blocks in one 64 KiB chunk */
+	assert_int_equal(kept, 65536 / 960 < N ? 65536 / 960 : N);
+	assert_int_equal(kept + dropped, N);
+	sip_txn_get_stats(t, &st);
+	assert_int_equal(st.reply_bytes, 65536);
+	assert_int_equal(st.reply_nomem, dropped);
+	for (int i = 0; i < N; i++) {
+		snprintf(br, sizeof(br), "z9hG4bKbud%d", i);
+		mkreq(&m, "REGISTER", br, "h", "bud", NULL, 1);
+		enum sip_txn_match r = sip_txn_receive(t, &m.m, &d, 1, &y);
+		if ((unsigned)i < kept) {
+			assert_int_equal(r, SIP_TXN_RETRANSMIT);
+			const char *rp = sip_txn_reply(y, &len);
+			assert_int_equal(len, sizeof(reply));
+			assert_int_equal(rp[30], 'A' + i % 26);
+		} else {
+			assert_int_equal(r, SIP_TXN_PENDING);
+			assert_null(sip_txn_reply(y, &len));
+		}
+	}
+	/* Timer J ends them all; the memory goes back to the budget */
+	tick(t, 64 * T1, &s);
+	tick(t, 64 * T1 + 1, &s);
+	assert_int_equal(sip_txn_count(t), 0);
+	sip_txn_get_stats(t, &st);
+	assert_int_equal(st.reply_bytes, 0);
+	/* and is used again */
+	mkreq(&m, "REGISTER", "z9hG4bKagain", "h", "bud", NULL, 1);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 100000, &x), SIP_TXN_NEW);
+	assert_int_equal(sip_txn_respond(t, x, reply, sizeof(reply), 200, 100000), 0);
+	sip_txn_table_free(t);
+}
+
+/* Mixed reply sizes over many rounds: chunks of classes no longer used go
+ * back to the budget, so the budget is never stranded. */
+static void test_reply_slab_churn(void **state)
+{
+	(void)state;
+	enum { N = 300 };
+	struct sip_txn_table *t = mktable(N);
+	struct sip_txn_dest d = dest(false);
+	struct sip_txn_stats st;
+	struct tmsg m;
+	struct sip_txn *x;
+	struct sent s = { 0 };
+	static char reply[20000];
+	char br[40];
+	size_t len;
+
+	memset(reply, 'z', sizeof(reply));
+	sip_txn_set_reply_memory(t, 8 * 65536);
+	uint64_t now = 0;
+	for (int round = 0; round < 12; round++) {
+		size_t sz = (size_t)(200 + round * 1500) % 12000 + 1;
+		for (int i = 0; i < N; i++) {
+			snprintf(br, sizeof(br), "z9hG4bKch%dx%d", round, i);
+			mkreq(&m, "OPTIONS", br, "h", "ch", NULL, 1);
+			assert_int_equal(sip_txn_receive(t, &m.m, &d, now, &x), SIP_TXN_NEW);
+			reply[0] = (char)('a' + i % 26);
+			int rc = sip_txn_respond(t, x, reply, sz - (size_t)(i % 7), 200, now);
+			assert_true(rc == 0 || rc == -ENOBUFS);
+			if (rc == 0) {
+				const char *r = sip_txn_reply(x, &len);
+				assert_int_equal(len, sz - (size_t)(i % 7));
+				assert_int_equal(r[0], 'a' + i % 26);
+			}
+		}
+		sip_txn_get_stats(t, &st);
+		assert_true(st.reply_bytes <= 8 * 65536);
+		now += 64 * T1;
+		tick(t, now, &s);
+		tick(t, now + 1, &s);
+		assert_int_equal(sip_txn_count(t), 0);
+		/* every chunk emptied went back to the budget */
+		sip_txn_get_stats(t, &st);
+		assert_int_equal(st.reply_bytes, 0);
+	}
+	sip_txn_table_free(t);
+}
+
+/* Many live transactions: every one matches itself and only itself. */
+static void test_scale(void **state)
+{
+	(void)state;
+	enum { N = 50000 };
+	struct sip_txn_table *t = mktable(N);
+	struct sip_txn_dest d = dest(false);
+	struct sip_txn_stats st;
+	struct tmsg m;
+	struct sip_txn *x, *y;
+	char br[48], rep[64];
+	size_t len;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(br, sizeof(br), "z9hG4bK%u.%d", (unsigned)i * 2654435761u, i);
+		mkreq(&m, "REGISTER", br, "10.0.0.1:5060", "s", NULL, 1);
+		assert_int_equal(sip_txn_receive(t, &m.m, &d, 0, &x), SIP_TXN_NEW);
+		int n = snprintf(rep, sizeof(rep), "SIP/2.0 200 OK\r\nX: %d\r\n\r\n", i);
+		respond(t, x, rep, 200, 0);
+		(void)n;
+	}
+	mkreq(&m, "REGISTER", "z9hG4bKnot-there", "10.0.0.1:5060", "s", NULL, 1);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 1, &y), SIP_TXN_FULL);
+	for (int i = 0; i < N; i += 7) {
+		snprintf(br, sizeof(br), "z9hG4bK%u.%d", (unsigned)i * 2654435761u, i);
+		mkreq(&m, "REGISTER", br, "10.0.0.1:5060", "s", NULL, 1);
+		assert_int_equal(sip_txn_receive(t, &m.m, &d, 1, &y), SIP_TXN_RETRANSMIT);
+		const char *r = sip_txn_reply(y, &len);
+		int n = snprintf(rep, sizeof(rep), "SIP/2.0 200 OK\r\nX: %d\r\n\r\n", i);
+		assert_int_equal(len, (size_t)n);
+		assert_memory_equal(r, rep, len);
+		/* the same branch from another sent-by or method is another txn */
+		mkreq(&m, "OPTIONS", br, "10.0.0.1:5060", "s", NULL, 1);
+		assert_int_equal(sip_txn_receive(t, &m.m, &d, 1, &y), SIP_TXN_FULL);
+	}
+	sip_txn_get_stats(t, &st);
+	assert_int_equal(st.live, N);
+	assert_int_equal(st.touched, N);
+	/* ~30-byte replies in the 64-byte class: N * 64 rounded to chunks */
+	assert_true(st.reply_bytes <= ((size_t)N * 64 / 65536 + 1) * 65536);
+	sip_txn_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -728,6 +923,10 @@ int main(void)
 		cmocka_unit_test(test_large_reply),
 		cmocka_unit_test(test_overlong_keys),
 		cmocka_unit_test(test_many),
+		cmocka_unit_test(test_compact_entry_and_dest),
+		cmocka_unit_test(test_reply_budget),
+		cmocka_unit_test(test_reply_slab_churn),
+		cmocka_unit_test(test_scale),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

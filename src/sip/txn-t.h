@@ -3,6 +3,7 @@
 #define SW_SIP_TXN_T_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -38,6 +39,17 @@ enum sip_txn_match {
 	SIP_TXN_ACK_ABSORBED, /* ACK for a non-2xx final: absorbed (§17.2.1) */
 	SIP_TXN_NO_MATCH,     /* ACK/response that matches no transaction: TU decides */
 	SIP_TXN_FULL,         /* table full: answer 503 statelessly */
+};
+
+struct sip_txn_stats {
+	unsigned live;          /* transactions not yet terminated */
+	unsigned cap;
+	unsigned touched;       /* entries ever handed out (their pages are resident) */
+	size_t entry_bytes;     /* sizeof one entry */
+	size_t table_bytes;     /* touched entries + buckets + heap */
+	size_t reply_bytes;     /* slab chunks held for stored replies */
+	size_t reply_budget;
+	uint64_t reply_nomem;   /* replies not kept: budget spent */
 };
 
 struct sip_txn;          /* opaque */

@@ -1,11 +1,23 @@
 /* Server transactions (RFC 3261 §17.2): matching, state machines, timers.
  *
- * One table per worker, created once: `cap` entries in one array, chained
- * hash buckets of entry indexes, a free list, and a binary min-heap of
- * deadlines. Keys are hashed with SipHash under the worker's key (the
- * branch, Call-ID and URI are attacker text) and always compared exactly
- * against a bounded copy kept in the entry. Nothing is allocated per
- * request except a stored reply larger than the inline slot.
+ * One table per worker, created once: `cap` compact entries (128 bytes) in
+ * one array, chained hash buckets of entry indexes, a free list, and a
+ * binary min-heap of deadlines. Completed non-INVITE transactions live for
+ * Timer J = 64*T1 (32 s), so at 30k REGISTER/s a table holds ~1M entries:
+ * the entry keeps only what matching and the timers need, and the stored
+ * reply lives in a size-classed slab allocated on demand under a byte
+ * budget (sip_txn_set_reply_memory).
+ *
+ * Matching (§17.2.3) compares a 128-bit keyed hash of the serialized key
+ * (branch, sent-by, method; or the RFC 2543 fields) plus its length, not a
+ * copy of it. The two 64-bit halves are SipHash-2-4 under two independent
+ * random keys; SipHash is a PRF, so without the keys a peer can do no
+ * better than guess: a forged match (a request absorbed as another's
+ * retransmission) has probability 2^-128 per attempt, and an accidental
+ * one among 2^20 live entries ~2^-108. The serialization is injective
+ * (every part is length-prefixed), so equal hashes of distinct keys are
+ * only such collisions. RFC 2543 To tags are kept as one 64-bit keyed
+ * hash each; they are only compared after the 128-bit key matched.
  *
  * Lifetime: a transaction that terminates (timer, ACK on a reliable
  * transport, 2xx to INVITE, final on a reliable non-INVITE) is unlinked at
@@ -14,15 +26,14 @@
  * once the transaction may have ended (at the latest 64*T1 after creation
  * without a reply). */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sip/txn.h"
 
-#define KEY_MAX 384            /* serialized key kept per entry */
-#define TAG_MAX 64             /* To-tag bytes kept per entry */
-#define REPLY_INLINE 1024      /* stored reply without allocation */
-#define REPLY_MAX 65536        /* largest stored reply (heap fallback) */
+#define KEY_BUF 512            /* keys serialized up to this are hashed whole */
+#define REPLY_MAX 65536        /* largest stored reply */
 #define NIL UINT32_MAX
 #define NEVER UINT64_MAX
 /* An INVITE that got a provisional waits for its TU; a TU that never sends
@@ -30,41 +41,66 @@
  * (> 3 min, RFC 3261 §16.6 item 11), restarted by every provisional. */
 #define PROCEEDING_GUARD_MS 240000u
 
+/* Reply slabs: 64 KiB chunks carved into blocks of one size class (64-byte
+ * steps to 2 KiB, then 3, 4, 6, 8 KiB); a larger reply gets a chunk of its
+ * own. A block is named by a 32-bit ref: chunk index << 10 | offset / 64. */
+#define SLAB_CHUNK 65536u
+#define GRAIN 64u
+#define SMALL_MAX 2048u
+#define NCLASS (SMALL_MAX / GRAIN + 4)
+#define CLASS_BIG 0xffu
+#define REF_NONE UINT32_MAX
+#define CHUNKS_MAX ((1u << 22) - 1)
+
 static const char cookie[] = "z9hG4bK"; /* RFC 3261 §8.1.1.7 */
 
-/* A bounded copy of a tag: exact when len <= TAG_MAX, otherwise the
- * prefix, the length and a keyed hash must all agree. */
-struct tagcopy {
-	bool present;
-	uint32_t len;
-	uint64_t h;
-	char p[TAG_MAX];
+enum {
+	F_USED = 1,
+	F_ZOMBIE = 2,           /* terminated, slot not yet reclaimed */
+	F_INVITE = 4,
+	F_COOKIE = 8,           /* RFC 3261 branch matching, else RFC 2543 */
+	F_RELIABLE = 16,
 };
 
 struct sip_txn {
-	uint64_t hash;          /* bucket hash of the key */
-	uint64_t hash2;         /* second keyed hash, overlong keys only */
-	uint64_t deadline;      /* min(end_at, g_at): heap order */
+	uint64_t h1, h2;        /* 128-bit keyed hash of the key */
 	uint64_t end_at;        /* Timer H / I / J, or the unanswered limit */
 	uint64_t g_at;          /* Timer G (INVITE, unreliable, Completed) */
-	uint32_t g_ivl;
+	uint64_t req_tag;       /* the request's To tag (RFC 2543): 0 = none */
+	uint64_t resp_tag;      /* the To tag we answered with (ACK, §17.2.3) */
+	char *reply;            /* in a slab block (reply_ref), or NULL */
 	uint32_t klen;          /* full serialized key length */
 	uint32_t next;          /* bucket chain, or free / zombie list */
 	uint32_t heap_pos;      /* NIL when no timer is armed */
-	enum sip_txn_state state;
-	bool used;
-	bool zombie;            /* terminated, slot not yet reclaimed */
-	bool invite;
-	bool cookie;            /* RFC 3261 branch matching, else RFC 2543 */
-	unsigned last_status;
-	struct sip_txn_dest dest;
-	size_t reply_len;       /* 0 = no reply yet */
-	char *reply_heap;       /* replies over REPLY_INLINE */
-	size_t heap_cap;
-	struct tagcopy req_tag; /* the request's To tag (RFC 2543 matching) */
-	struct tagcopy resp_tag;/* the To tag we answered with (ACK, §17.2.3) */
-	char key[KEY_MAX];
-	char reply[REPLY_INLINE];
+	uint32_t g_ivl;
+	uint32_t reply_ref;     /* REF_NONE = no reply stored */
+	uint32_t reply_len;
+	uint32_t conn_id;       /* struct sip_txn_dest, compacted */
+	int32_t fd;
+	uint16_t last_status;
+	uint8_t state;
+	uint8_t flags;
+	uint8_t proto;
+	uint8_t alen;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
+};
+
+struct slab_chunk {
+	char *mem;
+	uint32_t size;          /* bytes (SLAB_CHUNK, or a big reply's length) */
+	uint32_t live;          /* blocks handed out */
+	uint32_t carved;        /* bytes carved so far */
+	uint32_t next_free;     /* unused directory slot list */
+	uint8_t cls;
+};
+
+struct slab_class {
+	uint32_t free_head;     /* doubly linked through the free blocks */
+	uint32_t cur;           /* chunk being carved, or NIL */
 };
 
 struct sip_txn_table {
@@ -80,7 +116,166 @@ struct sip_txn_table {
 	uint32_t zombie_head;
 	uint32_t fresh;          /* entries [fresh, cap) never used yet */
 	struct sip_txn *e;
+	/* reply slabs */
+	size_t rbudget, rused;
+	uint64_t rfail;
+	struct slab_chunk *chunk;
+	uint32_t nchunk, chunk_cap, chunk_free;
+	struct slab_class cls[NCLASS];
 };
+
+/* --- reply slabs ----------------------------------------------------- */
+
+static const uint32_t big_class_size[4] = { 3072, 4096, 6144, 8192 };
+
+static unsigned class_of(size_t len)
+{
+	if (len <= SMALL_MAX)
+		return len ? (unsigned)((len - 1) / GRAIN) : 0;
+	for (unsigned i = 0; i < 4; i++)
+		if (len <= big_class_size[i])
+			return SMALL_MAX / GRAIN + i;
+	return CLASS_BIG;
+}
+
+static uint32_t class_size(unsigned c)
+{
+	return c < SMALL_MAX / GRAIN ? (c + 1) * GRAIN : big_class_size[c - SMALL_MAX / GRAIN];
+}
+
+static char *ref_ptr(const struct sip_txn_table *t, uint32_t ref)
+{
+	return t->chunk[ref >> 10].mem + (size_t)(ref & 1023u) * GRAIN;
+}
+
+/* free blocks hold (prev, next) refs in their first 8 bytes */
+static void fl_get(const struct sip_txn_table *t, uint32_t ref, uint32_t *prev, uint32_t *next)
+{
+	const char *p = ref_ptr(t, ref);
+	memcpy(prev, p, 4);
+	memcpy(next, p + 4, 4);
+}
+
+static void fl_set_prev(const struct sip_txn_table *t, uint32_t ref, uint32_t prev)
+{
+	memcpy(ref_ptr(t, ref), &prev, 4);
+}
+
+static void fl_set_next(const struct sip_txn_table *t, uint32_t ref, uint32_t next)
+{
+	memcpy(ref_ptr(t, ref) + 4, &next, 4);
+}
+
+static void fl_unlink(struct sip_txn_table *t, struct slab_class *c, uint32_t ref)
+{
+	uint32_t prev, next;
+	fl_get(t, ref, &prev, &next);
+	if (prev != REF_NONE)
+		fl_set_next(t, prev, next);
+	else
+		c->free_head = next;
+	if (next != REF_NONE)
+		fl_set_prev(t, next, prev);
+}
+
+static uint32_t chunk_new(struct sip_txn_table *t, uint32_t size, uint8_t cls)
+{
+	if (t->rused + size > t->rbudget)
+		return NIL;
+	uint32_t ci;
+	if (t->chunk_free != NIL) {
+		ci = t->chunk_free;
+	} else {
+		if (t->nchunk >= CHUNKS_MAX)
+			return NIL;
+		if (t->nchunk == t->chunk_cap) {
+			uint32_t nc = t->chunk_cap ? t->chunk_cap * 2 : 64;
+			struct slab_chunk *d = realloc(t->chunk, (size_t)nc * sizeof(*d));
+			if (!d)
+				return NIL;
+			t->chunk = d;
+			t->chunk_cap = nc;
+		}
+		ci = t->nchunk;
+	}
+	char *mem = malloc(size);
+	if (!mem)
+		return NIL;
+	if (ci == t->chunk_free)
+		t->chunk_free = t->chunk[ci].next_free;
+	else
+		t->nchunk++;
+	t->chunk[ci] = (struct slab_chunk){ mem, size, 0, 0, NIL, cls };
+	t->rused += size;
+	return ci;
+}
+
+static void chunk_release(struct sip_txn_table *t, uint32_t ci)
+{
+	struct slab_chunk *ch = &t->chunk[ci];
+	free(ch->mem);
+	t->rused -= ch->size;
+	ch->mem = NULL;
+	ch->next_free = t->chunk_free;
+	t->chunk_free = ci;
+}
+
+static uint32_t slab_alloc(struct sip_txn_table *t, size_t len)
+{
+	unsigned c = class_of(len);
+	if (c == CLASS_BIG) {
+		uint32_t ci = chunk_new(t, (uint32_t)len, CLASS_BIG);
+		if (ci == NIL)
+			return REF_NONE;
+		t->chunk[ci].live = 1;
+		return ci << 10;
+	}
+	struct slab_class *sc = &t->cls[c];
+	uint32_t ref = sc->free_head;
+	if (ref != REF_NONE) {
+		fl_unlink(t, sc, ref);
+		t->chunk[ref >> 10].live++;
+		return ref;
+	}
+	uint32_t bs = class_size(c);
+	if (sc->cur == NIL || t->chunk[sc->cur].carved + bs > SLAB_CHUNK) {
+		uint32_t ci = chunk_new(t, SLAB_CHUNK, (uint8_t)c);
+		if (ci == NIL)
+			return REF_NONE;
+		sc->cur = ci;
+	}
+	struct slab_chunk *ch = &t->chunk[sc->cur];
+	ref = sc->cur << 10 | ch->carved / GRAIN;
+	ch->carved += bs;
+	ch->live++;
+	return ref;
+}
+
+static void slab_free(struct sip_txn_table *t, uint32_t ref)
+{
+	uint32_t ci = ref >> 10;
+	struct slab_chunk *ch = &t->chunk[ci];
+	if (ch->cls == CLASS_BIG) {
+		chunk_release(t, ci);
+		return;
+	}
+	struct slab_class *sc = &t->cls[ch->cls];
+	fl_set_prev(t, ref, REF_NONE);
+	fl_set_next(t, ref, sc->free_head);
+	if (sc->free_head != REF_NONE)
+		fl_set_prev(t, sc->free_head, ref);
+	sc->free_head = ref;
+	if (--ch->live)
+		return;
+	if (ci == sc->cur)
+		sc->cur = NIL;
+	/* an empty chunk goes back to the budget, so a shift between reply
+	 * sizes cannot strand memory in a class no longer used */
+	uint32_t bs = class_size(ch->cls);
+	for (uint32_t off = 0; off + bs <= ch->carved; off += bs)
+		fl_unlink(t, sc, ci << 10 | off / GRAIN);
+	chunk_release(t, ci);
+}
 
 /* --- keys ------------------------------------------------------------ */
 
@@ -91,10 +286,8 @@ struct kpart {
 };
 
 struct tkey {
-	uint64_t hash, hash2;
+	uint64_t h1, h2;
 	uint32_t len;
-	bool overlong;
-	char buf[KEY_MAX];
 };
 
 static char lc(char c)
@@ -116,30 +309,33 @@ static void le64(uint8_t *o, uint64_t v)
 
 #define KPARTS 9
 
-/* Serialize parts as (u32 length, bytes); hash the serialization when it
- * fits, else hash per-part digests under both keys and keep the prefix. */
+/* Serialize parts as (u32 length, bytes) and hash the serialization under
+ * both keys when it fits KEY_BUF; else hash per-part digests (a separate
+ * domain: leading 0xff) under both keys. */
 static void key_build(const struct sip_txn_table *t, const struct kpart *parts, unsigned n,
 		      struct tkey *k)
 {
 	uint64_t total = 0;
 	for (unsigned i = 0; i < n; i++)
 		total += 4 + (uint64_t)parts[i].n;
-	k->overlong = total > KEY_MAX;
 	k->len = total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
 
-	size_t off = 0;
-	for (unsigned i = 0; i < n && off < KEY_MAX; i++) {
-		uint8_t l[4];
-		le32(l, parts[i].n);
-		for (unsigned j = 0; j < 4 && off < KEY_MAX; j++)
-			k->buf[off++] = (char)l[j];
-		const char *p = parts[i].p;
-		for (size_t j = 0; j < parts[i].n && off < KEY_MAX; j++)
-			k->buf[off++] = parts[i].lower ? lc(p[j]) : p[j];
-	}
-	if (!k->overlong) {
-		k->hash = sw_siphash(&t->k1, k->buf, off);
-		k->hash2 = 0;
+	if (total <= KEY_BUF) {
+		char buf[KEY_BUF];
+		size_t off = 0;
+		for (unsigned i = 0; i < n; i++) {
+			le32((uint8_t *)buf + off, parts[i].n);
+			off += 4;
+			const char *p = parts[i].p;
+			if (parts[i].lower)
+				for (size_t j = 0; j < parts[i].n; j++)
+					buf[off + j] = lc(p[j]);
+			else if (parts[i].n)
+				memcpy(buf + off, p, parts[i].n);
+			off += parts[i].n;
+		}
+		k->h1 = sw_siphash(&t->k1, buf, off);
+		k->h2 = sw_siphash(&t->k2, buf, off);
 		return;
 	}
 	uint8_t d1[KPARTS * 12 + 1], d2[KPARTS * 12 + 1];
@@ -162,8 +358,8 @@ static void key_build(const struct sip_txn_table *t, const struct kpart *parts, 
 		le32(d2 + dl + 8, parts[i].n);
 		dl += 12;
 	}
-	k->hash = sw_siphash(&t->k1, d1, dl);
-	k->hash2 = sw_siphash(&t->k2, d2, dl);
+	k->h1 = sw_siphash(&t->k1, d1, dl);
+	k->h2 = sw_siphash(&t->k2, d2, dl);
 }
 
 static bool has_cookie(struct sw_str b)
@@ -208,50 +404,34 @@ static bool key_for(const struct sip_txn_table *t, const struct sip_msg *m,
 	return ck;
 }
 
-static void tag_set(const struct sip_txn_table *t, struct tagcopy *tc, struct sw_str tag)
+/* A To tag as one keyed hash: 0 = absent, odd = present (so an empty tag
+ * differs from none). Only RFC 2543 matching reads it. */
+static uint64_t tag_hash(const struct sip_txn_table *t, struct sw_str tag)
 {
-	tc->present = tag.p != NULL;
-	tc->len = tag.len > UINT32_MAX ? UINT32_MAX : (uint32_t)tag.len;
-	size_t n = tag.len < TAG_MAX ? tag.len : TAG_MAX;
-	if (n)
-		memcpy(tc->p, tag.p, n);
-	tc->h = tag.len > TAG_MAX ? sw_siphash(&t->k2, tag.p, tag.len) : 0;
-}
-
-static bool tag_eq(const struct sip_txn_table *t, const struct tagcopy *tc, struct sw_str tag)
-{
-	if (tc->present != (tag.p != NULL) || tc->len != tag.len)
-		return false;
-	size_t n = tag.len < TAG_MAX ? tag.len : TAG_MAX;
-	if (n && memcmp(tc->p, tag.p, n) != 0)
-		return false;
-	return tag.len <= TAG_MAX || tc->h == sw_siphash(&t->k2, tag.p, tag.len);
+	if (!tag.p)
+		return 0;
+	return sw_siphash(&t->k2, tag.p, tag.len) | 1u;
 }
 
 enum tagchk { TAG_NONE, TAG_REQ, TAG_RESP };
 
-static bool key_eq(const struct sip_txn *x, const struct tkey *k)
-{
-	if (x->hash != k->hash || x->klen != k->len)
-		return false;
-	size_t n = k->len < KEY_MAX ? k->len : KEY_MAX;
-	if (memcmp(x->key, k->buf, n) != 0)
-		return false;
-	/* beyond the kept prefix only the second keyed hash can tell */
-	return !k->overlong || x->hash2 == k->hash2;
-}
-
 static struct sip_txn *lookup(struct sip_txn_table *t, const struct tkey *k, bool ck,
 			      enum tagchk chk, struct sw_str tag)
 {
-	for (uint32_t i = t->bucket[k->hash & t->mask]; i != NIL; i = t->e[i].next) {
+	uint64_t th = 0;
+	bool th_done = false;
+	for (uint32_t i = t->bucket[k->h1 & t->mask]; i != NIL; i = t->e[i].next) {
 		struct sip_txn *x = &t->e[i];
-		if (!key_eq(x, k))
+		if (x->h1 != k->h1 || x->h2 != k->h2 || x->klen != k->len)
 			continue;
-		if (!ck && chk == TAG_REQ && !tag_eq(t, &x->req_tag, tag))
-			continue;
-		if (!ck && chk == TAG_RESP && !tag_eq(t, &x->resp_tag, tag))
-			continue;
+		if (!ck && chk != TAG_NONE) {
+			if (!th_done) {
+				th = tag_hash(t, tag);
+				th_done = true;
+			}
+			if ((chk == TAG_REQ ? x->req_tag : x->resp_tag) != th)
+				continue;
+		}
 		return x;
 	}
 	return NULL;
@@ -260,7 +440,7 @@ static struct sip_txn *lookup(struct sip_txn_table *t, const struct tkey *k, boo
 static void hash_unlink(struct sip_txn_table *t, struct sip_txn *x)
 {
 	uint32_t idx = (uint32_t)(x - t->e);
-	uint32_t *pp = &t->bucket[x->hash & t->mask];
+	uint32_t *pp = &t->bucket[x->h1 & t->mask];
 	while (*pp != NIL) {
 		if (*pp == idx) {
 			*pp = x->next;
@@ -269,6 +449,39 @@ static void hash_unlink(struct sip_txn_table *t, struct sip_txn *x)
 		}
 		pp = &t->e[*pp].next;
 	}
+}
+
+static void dest_get(const struct sip_txn *x, struct sip_txn_dest *d)
+{
+	memset(d, 0, sizeof(*d));
+	memcpy(&d->addr, &x->addr, x->alen);
+	d->alen = x->alen;
+	d->conn_id = x->conn_id;
+	d->proto = x->proto;
+	d->reliable = (x->flags & F_RELIABLE) != 0;
+	d->fd = x->fd;
+}
+
+static void dest_put(struct sip_txn *x, const struct sip_txn_dest *d)
+{
+	if (!d) {
+		memset(&x->addr, 0, sizeof(x->addr));
+		x->alen = 0;
+		x->conn_id = 0;
+		x->proto = 0;
+		x->fd = 0;
+		return;
+	}
+	/* SIP runs over IPv4/IPv6 only: a sockaddr_in6 holds either */
+	size_t n = d->alen < sizeof(x->addr) ? d->alen : sizeof(x->addr);
+	memset(&x->addr, 0, sizeof(x->addr));
+	memcpy(&x->addr, &d->addr, n);
+	x->alen = (uint8_t)n;
+	x->conn_id = d->conn_id;
+	x->proto = d->proto;
+	x->fd = d->fd;
+	if (d->reliable)
+		x->flags |= F_RELIABLE;
 }
 
 /* --- timer heap ------------------------------------------------------ */
@@ -284,7 +497,8 @@ static void heap_swap(struct sip_txn_table *t, unsigned a, unsigned b)
 
 static uint64_t hdl(const struct sip_txn_table *t, unsigned pos)
 {
-	return t->e[t->heap[pos]].deadline;
+	const struct sip_txn *x = &t->e[t->heap[pos]];
+	return x->end_at < x->g_at ? x->end_at : x->g_at;
 }
 
 static void heap_up(struct sip_txn_table *t, unsigned pos)
@@ -333,10 +547,8 @@ static void timers_set(struct sip_txn_table *t, struct sip_txn *x)
 	uint64_t d = x->end_at < x->g_at ? x->end_at : x->g_at;
 	if (d == NEVER) {
 		heap_remove(t, x);
-		x->deadline = NEVER;
 		return;
 	}
-	x->deadline = d;
 	if (x->heap_pos == NIL) {
 		x->heap_pos = t->nheap;
 		t->heap[t->nheap++] = (uint32_t)(x - t->e);
@@ -349,13 +561,13 @@ static void timers_set(struct sip_txn_table *t, struct sip_txn *x)
 
 static void terminate(struct sip_txn_table *t, struct sip_txn *x)
 {
-	if (x->zombie)
+	if (x->flags & F_ZOMBIE)
 		return;
 	x->state = SIP_TXN_TERMINATED;
 	hash_unlink(t, x);
 	heap_remove(t, x);
-	x->end_at = x->g_at = x->deadline = NEVER;
-	x->zombie = true;
+	x->end_at = x->g_at = NEVER;
+	x->flags |= F_ZOMBIE;
 	x->next = t->zombie_head;
 	t->zombie_head = (uint32_t)(x - t->e);
 	t->live--;
@@ -366,12 +578,12 @@ static void reclaim(struct sip_txn_table *t)
 	while (t->zombie_head != NIL) {
 		struct sip_txn *x = &t->e[t->zombie_head];
 		t->zombie_head = x->next;
-		free(x->reply_heap);
-		x->reply_heap = NULL;
-		x->heap_cap = 0;
+		if (x->reply_ref != REF_NONE)
+			slab_free(t, x->reply_ref);
+		x->reply_ref = REF_NONE;
+		x->reply = NULL;
 		x->reply_len = 0;
-		x->used = false;
-		x->zombie = false;
+		x->flags = 0;
 		x->next = t->free_head;
 		t->free_head = (uint32_t)(x - t->e);
 	}
@@ -426,6 +638,12 @@ struct sip_txn_table *sip_txn_table_new(unsigned cap, const struct sw_hkey *key,
 	t->fresh = 0;
 	t->free_head = NIL;
 	t->zombie_head = NIL;
+	/* by default as much reply memory as the old inline 1 KiB slots, and
+	 * room for a few chunks and one largest reply in a small table */
+	t->rbudget = (size_t)cap * 1024u + 16u * SLAB_CHUNK;
+	t->chunk_free = NIL;
+	for (unsigned c = 0; c < NCLASS; c++)
+		t->cls[c] = (struct slab_class){ REF_NONE, NIL };
 	return t;
 }
 
@@ -433,9 +651,9 @@ void sip_txn_table_free(struct sip_txn_table *t)
 {
 	if (!t)
 		return;
-	if (t->e)
-		for (unsigned i = 0; i < t->fresh; i++)
-			free(t->e[i].reply_heap);
+	for (uint32_t i = 0; i < t->nchunk; i++)
+		free(t->chunk[i].mem); /* released chunks hold NULL */
+	free(t->chunk);
 	free(t->e);
 	free(t->heap);
 	free(t->bucket);
@@ -461,35 +679,29 @@ static struct sip_txn *txn_new(struct sip_txn_table *t, const struct tkey *k, bo
 		return NULL;
 	}
 
-	x->hash = k->hash;
-	x->hash2 = k->hash2;
+	x->h1 = k->h1;
+	x->h2 = k->h2;
 	x->klen = k->len;
-	memcpy(x->key, k->buf, k->len < KEY_MAX ? k->len : KEY_MAX);
-	x->used = true;
-	x->zombie = false;
-	x->cookie = ck;
-	x->invite = m->method == SIP_M_INVITE;
+	x->flags = F_USED | (ck ? F_COOKIE : 0) | (m->method == SIP_M_INVITE ? F_INVITE : 0);
 	/* §17.2.1: INVITE starts in Proceeding; §17.2.2: others in Trying */
-	x->state = x->invite ? SIP_TXN_PROCEEDING : SIP_TXN_TRYING;
+	x->state = (x->flags & F_INVITE) ? SIP_TXN_PROCEEDING : SIP_TXN_TRYING;
 	x->last_status = 0;
+	x->reply_ref = REF_NONE;
+	x->reply = NULL;
 	x->reply_len = 0;
 	x->g_ivl = 0;
 	x->g_at = NEVER;
 	/* never answered: dropped after 64*T1, when any client gave up
 	 * (Timer B / F, §17.1.1.2, §17.1.2.2) */
 	x->end_at = now_ms + 64ull * t->tm.t1_ms;
-	x->deadline = NEVER;
 	x->heap_pos = NIL;
-	if (src)
-		x->dest = *src;
-	else
-		memset(&x->dest, 0, sizeof(x->dest));
-	tag_set(t, &x->req_tag, m->to.tag);
-	/* in a dialog the response carries the request's To tag */
+	dest_put(x, src);
+	/* RFC 2543 only; in a dialog the response carries the request's To tag */
+	x->req_tag = ck ? 0 : tag_hash(t, m->to.tag);
 	x->resp_tag = x->req_tag;
 
-	x->next = t->bucket[k->hash & t->mask];
-	t->bucket[k->hash & t->mask] = (uint32_t)(x - t->e);
+	x->next = t->bucket[k->h1 & t->mask];
+	t->bucket[k->h1 & t->mask] = (uint32_t)(x - t->e);
 	timers_set(t, x);
 	t->live++;
 	return x;
@@ -511,14 +723,14 @@ enum sip_txn_match sip_txn_receive(struct sip_txn_table *t, const struct sip_msg
 		 * 2xx is a new transaction to nobody: the TU's (§17.2.1). */
 		bool ck = key_for(t, m, SIP_M_INVITE, &k);
 		struct sip_txn *x = lookup(t, &k, ck, TAG_RESP, m->to.tag);
-		if (!x || !x->invite)
+		if (!x || !(x->flags & F_INVITE))
 			return SIP_TXN_NO_MATCH;
 		*out = x;
 		if (x->state == SIP_TXN_COMPLETED) {
 			/* §17.2.1: Confirmed; Timer I = T4, zero when reliable */
 			x->state = SIP_TXN_CONFIRMED;
 			x->g_at = NEVER;
-			if (x->dest.reliable) {
+			if (x->flags & F_RELIABLE) {
 				terminate(t, x);
 			} else {
 				x->end_at = now_ms + t->tm.t4_ms;
@@ -538,8 +750,9 @@ enum sip_txn_match sip_txn_receive(struct sip_txn_table *t, const struct sip_msg
 			/* §17.2.1: resend the latest provisional, if any */
 			return x->reply_len ? SIP_TXN_RETRANSMIT : SIP_TXN_PENDING;
 		case SIP_TXN_COMPLETED:
-			/* §17.2.1, §17.2.2: resend the final */
-			return SIP_TXN_RETRANSMIT;
+			/* §17.2.1, §17.2.2: resend the final (absorb when the
+			 * reply could not be kept: reply memory spent) */
+			return x->reply_len ? SIP_TXN_RETRANSMIT : SIP_TXN_PENDING;
 		case SIP_TXN_TRYING:   /* §17.2.2: discard */
 		case SIP_TXN_CONFIRMED:/* §17.2.1: absorbed */
 		default:
@@ -560,7 +773,7 @@ struct sip_txn *sip_txn_find_cancelled(struct sip_txn_table *t, const struct sip
 	 * CANCEL's To equals the INVITE's (§9.1) */
 	bool ck = key_for(t, cancel, SIP_M_INVITE, &k);
 	struct sip_txn *x = lookup(t, &k, ck, TAG_REQ, cancel->to.tag);
-	return x && x->invite ? x : NULL;
+	return x && (x->flags & F_INVITE) ? x : NULL;
 }
 
 static bool tok_char(char c)
@@ -625,59 +838,58 @@ static struct sw_str reply_to_tag(const char *r, size_t len)
 	return SW_STR_NULL;
 }
 
-static int store_reply(struct sip_txn *x, const char *resp, size_t len)
+/* Replace the stored reply. When the reply budget is spent the old reply
+ * is dropped and -ENOBUFS returned; the state machine still moves. */
+static int store_reply(struct sip_txn_table *t, struct sip_txn *x, const char *resp, size_t len)
 {
-	if (len <= REPLY_INLINE) {
-		memcpy(x->reply, resp, len);
-		free(x->reply_heap);
-		x->reply_heap = NULL;
-		x->heap_cap = 0;
-	} else {
-		if (x->heap_cap < len) {
-			char *p = malloc(len);
-			if (!p)
-				return -ENOMEM;
-			free(x->reply_heap);
-			x->reply_heap = p;
-			x->heap_cap = len;
-		}
-		memcpy(x->reply_heap, resp, len);
+	uint32_t old = x->reply_ref;
+	if (old != REF_NONE && class_of(len) != CLASS_BIG && class_of(len) == class_of(x->reply_len)) {
+		memmove(x->reply, resp, len);
+		x->reply_len = (uint32_t)len;
+		return 0;
 	}
-	x->reply_len = len;
+	if (old != REF_NONE)
+		slab_free(t, old);
+	x->reply_len = 0;
+	x->reply = NULL;
+	x->reply_ref = slab_alloc(t, len);
+	if (x->reply_ref == REF_NONE) {
+		t->rfail++;
+		return -ENOBUFS;
+	}
+	x->reply = ref_ptr(t, x->reply_ref);
+	memcpy(x->reply, resp, len);
+	x->reply_len = (uint32_t)len;
 	return 0;
 }
 
 int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
 		    size_t len, unsigned status, uint64_t now_ms)
 {
-	if (!x || !x->used || x->zombie || status < 100 || status > 699 || (!resp && len))
+	if (!x || !(x->flags & F_USED) || (x->flags & F_ZOMBIE) || status < 100 || status > 699 || (!resp && len))
 		return -EINVAL;
 	if (x->state != SIP_TXN_TRYING && x->state != SIP_TXN_PROCEEDING)
 		return -EALREADY; /* a final was sent already */
 	if (len == 0 || len > REPLY_MAX)
 		return len ? -EMSGSIZE : -EINVAL;
-	int rc = store_reply(x, resp, len);
-	if (rc < 0)
-		return rc;
-	x->last_status = status;
-	if (!x->cookie && !x->req_tag.present) {
-		const char *r = x->reply_heap ? x->reply_heap : x->reply;
-		tag_set(t, &x->resp_tag, reply_to_tag(r, len));
-	}
+	int rc = store_reply(t, x, resp, len);
+	x->last_status = (uint16_t)status;
+	if (!(x->flags & F_COOKIE) && !x->req_tag)
+		x->resp_tag = tag_hash(t, reply_to_tag(resp, len));
 
 	if (status < 200) {
 		x->state = SIP_TXN_PROCEEDING;
-		if (x->invite)
+		if (x->flags & F_INVITE)
 			x->end_at = now_ms + PROCEEDING_GUARD_MS;
 		/* non-INVITE keeps its 64*T1 limit: the client's Timer F */
-	} else if (x->invite && status < 300) {
+	} else if ((x->flags & F_INVITE) && status < 300) {
 		/* §17.2.1: 2xx ends the transaction; the TU retransmits it */
 		terminate(t, x);
-		return 0;
-	} else if (x->invite) {
+		return rc;
+	} else if (x->flags & F_INVITE) {
 		/* §17.2.1: Completed; Timer G (unreliable) and Timer H */
 		x->state = SIP_TXN_COMPLETED;
-		if (!x->dest.reliable) {
+		if (!(x->flags & F_RELIABLE)) {
 			x->g_ivl = t->tm.t1_ms;
 			x->g_at = now_ms + x->g_ivl;
 		}
@@ -685,14 +897,14 @@ int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp
 	} else {
 		/* §17.2.2: Completed; Timer J = 64*T1, zero when reliable */
 		x->state = SIP_TXN_COMPLETED;
-		if (x->dest.reliable) {
+		if (x->flags & F_RELIABLE) {
 			terminate(t, x);
-			return 0;
+			return rc;
 		}
 		x->end_at = now_ms + 64ull * t->tm.t1_ms;
 	}
 	timers_set(t, x);
-	return 0;
+	return rc;
 }
 
 const char *sip_txn_reply(const struct sip_txn *x, size_t *len)
@@ -700,22 +912,49 @@ const char *sip_txn_reply(const struct sip_txn *x, size_t *len)
 	*len = x->reply_len;
 	if (!x->reply_len)
 		return NULL;
-	return x->reply_heap ? x->reply_heap : x->reply;
+	return x->reply;
+}
+
+void sip_txn_dest_get(const struct sip_txn *x, struct sip_txn_dest *out)
+{
+	dest_get(x, out);
 }
 
 const struct sip_txn_dest *sip_txn_dest(const struct sip_txn *x)
 {
-	return &x->dest;
+	/* entries keep the address compacted; valid until the next call in
+	 * this thread (sip_txn_dest_get has no such limit) */
+	static _Thread_local struct sip_txn_dest scratch;
+	dest_get(x, &scratch);
+	return &scratch;
 }
 
 enum sip_txn_state sip_txn_state(const struct sip_txn *x)
 {
-	return x->state;
+	return (enum sip_txn_state)x->state;
 }
 
 bool sip_txn_is_invite(const struct sip_txn *x)
 {
-	return x->invite;
+	return (x->flags & F_INVITE) != 0;
+}
+
+void sip_txn_set_reply_memory(struct sip_txn_table *t, size_t bytes)
+{
+	t->rbudget = bytes;
+}
+
+void sip_txn_get_stats(const struct sip_txn_table *t, struct sip_txn_stats *s)
+{
+	s->live = t->live;
+	s->cap = t->cap;
+	s->touched = t->fresh;
+	s->entry_bytes = sizeof(struct sip_txn);
+	s->table_bytes = (size_t)t->fresh * sizeof(struct sip_txn) +
+			 ((size_t)t->mask + 1 + t->cap) * sizeof(uint32_t);
+	s->reply_bytes = t->rused;
+	s->reply_budget = t->rbudget;
+	s->reply_nomem = t->rfail;
 }
 
 uint64_t sip_txn_tick(struct sip_txn_table *t, uint64_t now_ms, sip_txn_send_fn send, void *ctx)
@@ -729,8 +968,11 @@ uint64_t sip_txn_tick(struct sip_txn_table *t, uint64_t now_ms, sip_txn_send_fn 
 			continue;
 		}
 		/* Timer G (§17.2.1): resend the final, T1 doubling up to T2 */
-		if (send && x->reply_len)
-			send(ctx, &x->dest, x->reply_heap ? x->reply_heap : x->reply, x->reply_len);
+		if (send && x->reply_len) {
+			struct sip_txn_dest d;
+			dest_get(x, &d);
+			send(ctx, &d, x->reply, x->reply_len);
+		}
 		uint32_t ivl = x->g_ivl * 2;
 		x->g_ivl = ivl < t->tm.t2_ms ? ivl : t->tm.t2_ms;
 		x->g_at += x->g_ivl;

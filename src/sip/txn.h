@@ -7,8 +7,9 @@
 
 void sip_timers_default(struct sip_timers *t);
 
-/* A bounded table of `cap` transactions; no allocation after creation
- * except for stored replies larger than the inline slot. */
+/* A bounded table of `cap` transactions (128 bytes each, touched as they
+ * are first used). Stored replies live in size-classed slabs allocated on
+ * demand, at most cap * 1 KiB unless sip_txn_set_reply_memory says. */
 struct sip_txn_table *sip_txn_table_new(unsigned cap, const struct sw_hkey *key,
 					const struct sip_timers *timers);
 void sip_txn_table_free(struct sip_txn_table *t);
@@ -26,15 +27,26 @@ enum sip_txn_match sip_txn_receive(struct sip_txn_table *t, const struct sip_msg
 /* The INVITE transaction a CANCEL refers to (§9.2), or NULL. */
 struct sip_txn *sip_txn_find_cancelled(struct sip_txn_table *t, const struct sip_msg *cancel);
 
-/* Record the reply (copied) and move the state machine: provisional keeps
+/* Record the reply (copied; -ENOBUFS when the reply memory is spent, the
+ * state still moves) and move the state machine: provisional keeps
  * PROCEEDING, 2xx to an INVITE terminates, any other final goes COMPLETED
  * and arms Timer G/H (INVITE, unreliable) or J (non-INVITE). */
 int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
 		    size_t len, unsigned status, uint64_t now_ms);
 
+/* Bound on the memory for stored replies (slab chunks of 64 KiB, and
+ * replies over 8 KiB one by one). When it is spent, sip_txn_respond still
+ * moves the state machine but keeps no reply and returns -ENOBUFS:
+ * retransmissions are then absorbed silently (never re-processed). */
+void sip_txn_set_reply_memory(struct sip_txn_table *t, size_t bytes);
+void sip_txn_get_stats(const struct sip_txn_table *t, struct sip_txn_stats *s);
+
 /* The last reply stored, for retransmission. */
 const char *sip_txn_reply(const struct sip_txn *x, size_t *len);
+/* Entries keep the destination compacted: sip_txn_dest() rebuilds it in a
+ * per-thread buffer valid until the next call; sip_txn_dest_get() into *out. */
 const struct sip_txn_dest *sip_txn_dest(const struct sip_txn *x);
+void sip_txn_dest_get(const struct sip_txn *x, struct sip_txn_dest *out);
 enum sip_txn_state sip_txn_state(const struct sip_txn *x);
 bool sip_txn_is_invite(const struct sip_txn *x);
 
