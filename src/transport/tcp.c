@@ -146,6 +146,13 @@ static void conn_close(struct tp_conn *c, enum close_why why)
 	event_del(c->wev);
 	close(c->fd);
 	c->fd = -1;
+	if (c->outgoing) {
+		struct tp_conn **pp = &tp->out;
+		while (*pp && *pp != c)
+			pp = &(*pp)->next_out;
+		if (*pp)
+			*pp = c->next_out;
+	}
 
 	uint32_t idx = c->id & ((1u << tp->slot_bits) - 1);
 	struct tp_slot *s = &tp->slots[idx];
@@ -199,14 +206,60 @@ static int conn_drain(struct tp_conn *c)
 	return 0;
 }
 
+/* An outgoing connection that will not come up: closed, then reported
+ * (we are in the loop here, never inside sw_tp_connect). */
+static void conn_connect_failed(struct tp_conn *c, int err)
+{
+	struct sw_tp *tp = c->tp;
+	struct sockaddr_storage peer = c->peer;
+	socklen_t plen = c->peer_len;
+	uint32_t id = c->id;
+	tp->st.tcp_connect_failed++;
+	conn_close(c, CLOSE_LOCAL);
+	if (tp->on_connect_err)
+		tp->on_connect_err(tp->ctx, id, (const struct sockaddr *)&peer, plen, err);
+}
+
 static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 {
-	conn_drain(arg);
+	struct tp_conn *c = arg;
+	if (c->connecting) {
+		if (what & EV_TIMEOUT) {
+			conn_connect_failed(c, -ETIMEDOUT);
+			return;
+		}
+		int soerr = 0;
+		socklen_t l = sizeof(soerr);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &l) < 0)
+			soerr = errno;
+		if (soerr == EINPROGRESS || soerr == EALREADY)
+			return;
+		if (soerr != 0) {
+			conn_connect_failed(c, -soerr);
+			return;
+		}
+		/* established: the idle timeout and reads start now */
+		c->connecting = false;
+		event_del(c->wev);
+		if (event_add(c->rev, c->tp->idle_tv) < 0) {
+			conn_connect_failed(c, -ENOMEM);
+			return;
+		}
+		socklen_t llen = sizeof(c->local);
+		(void)getsockname(fd, (struct sockaddr *)&c->local, &llen);
+	}
+	conn_drain(c);
 }
 
 static int conn_send(struct tp_conn *c, const char *buf, size_t len)
 {
 	size_t queued = evbuffer_get_length(c->out);
+	if (c->connecting) {
+		/* written once the connection is up (conn_write_cb) */
+		if (queued + len > c->tp->conf.tcp_out_max)
+			return -ENOBUFS;
+		return evbuffer_add(c->out, buf, len) < 0 ? -ENOMEM : 0;
+	}
 	if (queued == 0) {
 		/* Common case: nothing pending, the kernel takes it all. */
 		while (len > 0) {
@@ -495,6 +548,53 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accept ---- */
 
+/* A connection on fd in the table: its events, its id. NULL (fd closed)
+ * when out of memory. The caller checked the limits. */
+static struct tp_conn *conn_register(struct sw_tp *tp, int fd, const struct sockaddr_storage *peer,
+				     socklen_t plen, const uint8_t key[16], bool outgoing)
+{
+	struct tp_conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	c->tp = tp;
+	c->fd = fd;
+	c->outgoing = outgoing;
+	c->connecting = outgoing;
+	memcpy(&c->peer, peer, plen);
+	c->peer_len = plen;
+	memcpy(c->ipkey, key, 16);
+	c->rev = event_new(tp->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+	c->wev = event_new(tp->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
+	c->out = evbuffer_new();
+	/* an outgoing connection waits for writability (connected) under
+	 * the connect timeout; reads start once it is up */
+	int arm = outgoing ? event_add(c->wev, tp->connect_tv) : event_add(c->rev, tp->idle_tv);
+	if (!c->rev || !c->wev || !c->out || arm < 0) {
+		close(fd);
+		conn_free(c);
+		return NULL;
+	}
+	int one = 1;
+	/* Replies are whole messages: do not hold them back for Nagle. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	uint32_t idx = tp->free_q[tp->free_head];
+	tp->free_head = (tp->free_head + 1) % tp->conf.tcp_max_conns;
+	tp->free_count--;
+	struct tp_slot *s = &tp->slots[idx];
+	s->c = c;
+	c->id = tp->conf.worker_id << 24 | s->gen << tp->slot_bits | idx;
+	tp->nconn++;
+	ip_inc(tp, key);
+	if (outgoing) {
+		c->next_out = tp->out;
+		tp->out = c;
+	}
+	return c;
+}
+
 static void conn_accept(struct tp_lsn *l, int fd, const struct sockaddr_storage *peer,
 			socklen_t plen)
 {
@@ -511,40 +611,64 @@ static void conn_accept(struct tp_lsn *l, int fd, const struct sockaddr_storage 
 		close(fd);
 		return;
 	}
-	struct tp_conn *c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
+	struct tp_conn *c = conn_register(tp, fd, peer, plen, key, false);
+	if (!c)
 		return;
-	}
-	c->tp = tp;
-	c->fd = fd;
-	memcpy(&c->peer, peer, plen);
-	c->peer_len = plen;
-	memcpy(c->ipkey, key, 16);
 	socklen_t llen = sizeof(c->local);
 	if (getsockname(fd, (struct sockaddr *)&c->local, &llen) < 0)
 		memcpy(&c->local, &l->addr, sizeof(c->local));
-	c->rev = event_new(tp->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
-	c->wev = event_new(tp->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
-	c->out = evbuffer_new();
-	if (!c->rev || !c->wev || !c->out || event_add(c->rev, tp->idle_tv) < 0) {
-		close(fd);
-		conn_free(c);
-		return;
-	}
-	int one = 1;
-	/* Replies are whole messages: do not hold them back for Nagle. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
-	uint32_t idx = tp->free_q[tp->free_head];
-	tp->free_head = (tp->free_head + 1) % tp->conf.tcp_max_conns;
-	tp->free_count--;
-	struct tp_slot *s = &tp->slots[idx];
-	s->c = c;
-	c->id = tp->conf.worker_id << 24 | s->gen << tp->slot_bits | idx;
-	tp->nconn++;
-	ip_inc(tp, key);
 	tp->st.tcp_accepted++;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+	return alen >= sizeof(*x) && x->sin6_port == y->sin6_port &&
+	       memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+}
+
+int tp_tcp_connect(struct sw_tp *tp, const struct sockaddr *addr, socklen_t alen,
+		   uint32_t *conn_id)
+{
+	if ((addr->sa_family != AF_INET || alen < sizeof(struct sockaddr_in)) &&
+	    (addr->sa_family != AF_INET6 || alen < sizeof(struct sockaddr_in6)))
+		return -EAFNOSUPPORT;
+	/* RFC 3261 §18.1.1: reuse a connection to the same address and port */
+	for (struct tp_conn *c = tp->out; c; c = c->next_out) {
+		if (!c->closing && same_addr(&c->peer, c->peer_len, addr)) {
+			tp->st.tcp_connect_reused++;
+			*conn_id = c->id;
+			return 0;
+		}
+	}
+	if (tp->nconn >= tp->conf.tcp_max_conns || tp->free_count == 0)
+		return -EMFILE;
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, addr, alen) < 0 && errno != EINPROGRESS) {
+		int err = -errno;
+		close(fd);
+		tp->st.tcp_connect_failed++;
+		return err;
+	}
+	struct sockaddr_storage peer;
+	memset(&peer, 0, sizeof(peer));
+	memcpy(&peer, addr, alen);
+	uint8_t key[16];
+	ip_key(addr, key);
+	struct tp_conn *c = conn_register(tp, fd, &peer, alen, key, true);
+	if (!c)
+		return -ENOMEM;
+	tp->st.tcp_connects++;
+	*conn_id = c->id;
+	return 0;
 }
 
 static void lsn_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -640,6 +764,9 @@ int tp_tcp_init(struct sw_tp *tp)
 		struct timeval tv = { (time_t)tp->conf.tcp_idle_s, 0 };
 		tp->idle_tv = event_base_init_common_timeout(tp->base, &tv);
 	}
+	struct timeval ctv = { (time_t)(tp->conf.tcp_connect_ms / 1000),
+			       (suseconds_t)(tp->conf.tcp_connect_ms % 1000) * 1000 };
+	tp->connect_tv = event_base_init_common_timeout(tp->base, &ctv);
 	return 0;
 }
 

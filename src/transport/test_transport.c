@@ -804,6 +804,184 @@ static void test_tcp_cl_variants(void **state)
 #undef HDRS
 }
 
+/* ---- outgoing connections (sw_tp_connect, issue 4) ---- */
+
+struct cerr {
+	unsigned n;
+	uint32_t id;
+	int err;
+};
+static struct cerr g_cerr;
+
+static void on_conn_err(void *ctx, uint32_t conn_id, const struct sockaddr *peer, socklen_t alen,
+			int err)
+{
+	assert_non_null(peer);
+	assert_true(alen >= sizeof(struct sockaddr_in));
+	g_cerr.n++;
+	g_cerr.id = conn_id;
+	g_cerr.err = err;
+}
+
+static int raw_listener(struct sockaddr_in *a, int backlog)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)a, sizeof(*a)), 0);
+	socklen_t l = sizeof(*a);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)a, &l), 0);
+	assert_int_equal(listen(fd, backlog), 0);
+	return fd;
+}
+
+static int accept_within(struct fix *f, int lfd, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+	for (;;) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		if (poll(&p, 1, 0) == 1)
+			return accept(lfd, NULL, NULL);
+		if (now_ms() >= end)
+			return -1;
+		pump(f, 5);
+	}
+}
+
+/* A send to a TCP address with conn_id 0 opens a connection, queues the
+ * message until it is up, and later sends reuse it; what the peer sends
+ * back arrives with the same conn_id. */
+static void test_tcp_connect_reuse(void **state)
+{
+	struct fix *f = fix_new();
+	fix_start(f);
+	struct sockaddr_in la;
+	int lfd = raw_listener(&la, 8);
+	struct sip_txn_dest d = { .proto = SW_PROTO_TCP, .reliable = true, .fd = -1,
+				  .alen = sizeof(la) };
+	memcpy(&d.addr, &la, sizeof(la));
+	assert_int_equal(sw_tp_send(f->tp, &d, MSG1, sizeof(MSG1) - 1), 0);
+	uint32_t id = 0;
+	assert_int_equal(sw_tp_connect(f->tp, SW_PROTO_TCP, (struct sockaddr *)&la, sizeof(la), &id), 0);
+	assert_int_not_equal(id, 0);
+	assert_int_equal(sw_tp_conn_count(f->tp), 1);
+	int s = accept_within(f, lfd, 2000);
+	assert_true(s >= 0);
+	assert_int_equal(sw_tp_send(f->tp, &d, MSG2, sizeof(MSG2) - 1), 0);
+	char buf[1024];
+	size_t got = 0;
+	uint64_t end = now_ms() + 2000;
+	while (got < sizeof(MSG1) - 1 + sizeof(MSG2) - 1 && now_ms() < end) {
+		ssize_t r = client_read(f, s, buf + got, sizeof(buf) - got, 50);
+		if (r > 0)
+			got += (size_t)r;
+	}
+	assert_int_equal(got, sizeof(MSG1) - 1 + sizeof(MSG2) - 1);
+	assert_memory_equal(buf, MSG1 MSG2, got);
+	/* still one connection: both sends and the explicit connect reused it */
+	assert_int_equal(sw_tp_conn_count(f->tp), 1);
+	struct sw_tp_stats st;
+	sw_tp_stats(f->tp, &st);
+	assert_int_equal(st.tcp_connects, 1);
+	assert_true(st.tcp_connect_reused >= 2);
+	/* the peer answers on it */
+	write_all(s, MSG2, sizeof(MSG2) - 1);
+	pump_until(f, &f->nrx, 1, 2000);
+	assert_int_equal(f->nrx, 1);
+	assert_int_equal(f->rx[0].from.conn_id, id);
+	assert_int_equal(f->rx[0].from.proto, SW_PROTO_TCP);
+	/* the peer closes: the next send opens a new connection */
+	close(s);
+	pump(f, 50);
+	assert_int_equal(sw_tp_conn_count(f->tp), 0);
+	assert_int_equal(sw_tp_send(f->tp, &d, MSG2, sizeof(MSG2) - 1), 0);
+	s = accept_within(f, lfd, 2000);
+	assert_true(s >= 0);
+	sw_tp_stats(f->tp, &st);
+	assert_int_equal(st.tcp_connects, 2);
+	close(s);
+	close(lfd);
+	fix_free(f);
+}
+
+/* Nobody listens: the connection fails and the callback says so (or
+ * connect refuses at once). */
+static void test_tcp_connect_refused(void **state)
+{
+	struct fix *f = fix_new();
+	fix_start(f);
+	sw_tp_on_connect_error(f->tp, on_conn_err);
+	memset(&g_cerr, 0, sizeof(g_cerr));
+	struct sockaddr_in la;
+	int lfd = raw_listener(&la, 1);
+	close(lfd); /* the port is now closed */
+	uint32_t id = 0;
+	int rc = sw_tp_connect(f->tp, SW_PROTO_TCP, (struct sockaddr *)&la, sizeof(la), &id);
+	if (rc == 0) {
+		assert_int_equal(g_cerr.n, 0); /* never from inside sw_tp_connect */
+		assert_int_equal(sw_tp_send(f->tp, &(struct sip_txn_dest){ .proto = SW_PROTO_TCP,
+							.conn_id = id }, "x", 1), 0);
+		pump_until(f, &g_cerr.n, 1, 2000);
+		assert_int_equal(g_cerr.n, 1);
+		assert_int_equal(g_cerr.id, id);
+		assert_int_equal(g_cerr.err, -ECONNREFUSED);
+	} else {
+		assert_int_equal(rc, -ECONNREFUSED);
+	}
+	assert_int_equal(sw_tp_conn_count(f->tp), 0);
+	struct sw_tp_stats st;
+	sw_tp_stats(f->tp, &st);
+	assert_int_equal(st.tcp_connect_failed, 1);
+	assert_int_equal(sw_tp_connect(f->tp, SW_PROTO_UDP, (struct sockaddr *)&la, sizeof(la), &id),
+			 -EPROTONOSUPPORT);
+	fix_free(f);
+}
+
+/* A listener whose accept queue is full drops our SYN: after
+ * tcp_connect_ms the connection is closed and reported as -ETIMEDOUT. */
+static void test_tcp_connect_timeout(void **state)
+{
+	struct fix *f = fix_new();
+	f->conf.tcp_connect_ms = 200;
+	fix_start(f);
+	sw_tp_on_connect_error(f->tp, on_conn_err);
+	memset(&g_cerr, 0, sizeof(g_cerr));
+	struct sockaddr_in la;
+	int lfd = raw_listener(&la, 0);
+	int fill[4];
+	for (unsigned i = 0; i < 4; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		(void)connect(fill[i], (struct sockaddr *)&la, sizeof(la));
+	}
+	pump(f, 50);
+	uint32_t id = 0;
+	uint64_t t0 = now_ms();
+	assert_int_equal(sw_tp_connect(f->tp, SW_PROTO_TCP, (struct sockaddr *)&la, sizeof(la), &id), 0);
+	assert_int_equal(sw_tp_send(f->tp, &(struct sip_txn_dest){ .proto = SW_PROTO_TCP, .conn_id = id },
+				    MSG2, sizeof(MSG2) - 1), 0);
+	pump_until(f, &g_cerr.n, 1, 3000);
+	if (g_cerr.n == 0 && sw_tp_conn_count(f->tp) == 1) {
+		/* a kernel that queued the SYN anyway would connect: not this test's point */
+		struct sw_tp_stats st;
+		sw_tp_stats(f->tp, &st);
+		assert_int_equal(st.tcp_connect_failed, 0);
+	} else {
+		assert_int_equal(g_cerr.n, 1);
+		assert_int_equal(g_cerr.id, id);
+		assert_int_equal(g_cerr.err, -ETIMEDOUT);
+		assert_true(now_ms() - t0 >= 150);
+		assert_int_equal(sw_tp_conn_count(f->tp), 0);
+		assert_int_equal(sw_tp_send(f->tp, &(struct sip_txn_dest){ .proto = SW_PROTO_TCP,
+							.conn_id = id }, "x", 1), -ENOTCONN);
+	}
+	for (unsigned i = 0; i < 4; i++)
+		close(fill[i]);
+	close(lfd);
+	fix_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -825,6 +1003,9 @@ int main(void)
 		cmocka_unit_test(test_tcp_to_udp_flush),
 		cmocka_unit_test(test_tcp_worker_id),
 		cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_tcp_connect_reuse),
+		cmocka_unit_test(test_tcp_connect_refused),
+		cmocka_unit_test(test_tcp_connect_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

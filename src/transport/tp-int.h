@@ -37,6 +37,8 @@ struct tp_conn {
 	int fd;
 	uint32_t id;
 	bool closing;
+	bool outgoing;                  /* opened by sw_tp_connect */
+	bool connecting;                /* connect() in progress: wev waits for it */
 	struct event *rev;              /* EV_READ|EV_PERSIST with the idle timeout */
 	struct event *wev;              /* armed while out is not empty */
 	struct evbuffer *out;
@@ -51,6 +53,7 @@ struct tp_conn {
 	struct sockaddr_storage local;
 	uint8_t ipkey[16];              /* peer IP, IPv4 as v4-mapped */
 	struct tp_conn *next_dead;      /* closing list, freed by the reap event */
+	struct tp_conn *next_out;       /* list of outgoing connections (reuse) */
 };
 
 struct tp_slot {
@@ -103,6 +106,11 @@ struct sw_tp {
 	uint32_t gen_max;
 	struct tp_conn *dead;
 	struct event *reap;
+	/* Outgoing connections, for reuse by address: few (upstreams,
+	 * trunks), so a list. Failures are reported after the loop turns. */
+	struct tp_conn *out;
+	sw_tp_connect_err_fn on_connect_err;
+	const struct timeval *connect_tv;
 	const struct timeval *idle_tv;
 
 	/* Connections per peer IP: keyed hash, linear probing (DESIGN.md:
@@ -121,6 +129,8 @@ void tp_tcp_fini(struct sw_tp *tp);
 int tp_tcp_open(struct sw_tp *tp, struct tp_lsn *l, const struct sockaddr *addr, socklen_t alen);
 int tp_tcp_send(struct sw_tp *tp, uint32_t conn_id, const char *buf, size_t len);
 int tp_tcp_close(struct sw_tp *tp, uint32_t conn_id);
+int tp_tcp_connect(struct sw_tp *tp, const struct sockaddr *addr, socklen_t alen,
+		   uint32_t *conn_id);
 
 /* Common socket setup: non-blocking, close-on-exec, SO_REUSEADDR,
  * SO_REUSEPORT, IPV6_V6ONLY for v6, bound. Returns the fd or -errno. */

@@ -37,6 +37,8 @@ struct sw_tp_conf {
 	size_t tcp_out_max;            /* bytes queued for one connection before it is
 	                                * closed: a peer that does not read must not
 	                                * grow our memory (default 1 MiB) */
+	unsigned tcp_connect_ms;       /* outgoing connection not established in this
+	                                * long: closed, reported (default 3000) */
 };
 
 /* Counters of one worker's transport (library code does not log, STYLE.md §7). */
@@ -55,6 +57,9 @@ struct sw_tp_stats {
 	uint64_t tcp_closed_idle;    /* tcp_idle_s without input */
 	uint64_t tcp_closed_frame;   /* unrecoverable framing error (RFC 4475 ncl, mcl01) */
 	uint64_t tcp_closed_outbuf;  /* output over tcp_out_max */
+	uint64_t tcp_connects;       /* outgoing connections opened (sw_tp_connect) */
+	uint64_t tcp_connect_reused; /* sw_tp_connect answered by an open one */
+	uint64_t tcp_connect_failed; /* refused, unreachable or timed out */
 };
 
 #define SW_TP_WORKER_MAX 255u
@@ -64,6 +69,12 @@ static inline unsigned sw_tp_conn_worker(uint32_t conn_id)
 {
 	return conn_id >> 24;
 }
+
+/* An outgoing connection failed before or while connecting (refused,
+ * unreachable, tcp_connect_ms passed): what was queued on it is lost.
+ * err is a negative errno (-ETIMEDOUT for the timeout). */
+typedef void (*sw_tp_connect_err_fn)(void *ctx, uint32_t conn_id, const struct sockaddr *peer,
+				     socklen_t alen, int err);
 
 struct sw_tp; /* one per worker: its sockets, connections and send batch */
 

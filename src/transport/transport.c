@@ -47,6 +47,7 @@ void sw_tp_conf_default(struct sw_tp_conf *c)
 	c->tcp_max_conns_per_ip = 64;
 	c->udp_batch = 32;
 	c->tcp_out_max = 1u << 20;
+	c->tcp_connect_ms = 3000;
 }
 
 int tp_socket_bind(int type, const struct sockaddr *addr, socklen_t alen)
@@ -88,6 +89,8 @@ static void conf_sanitize(struct sw_tp_conf *c)
 		c->tcp_max_conns_per_ip = c->tcp_max_conns;
 	if (c->tcp_out_max == 0)
 		c->tcp_out_max = 1u << 20;
+	if (c->tcp_connect_ms == 0)
+		c->tcp_connect_ms = 3000;
 }
 
 struct sw_tp *sw_tp_new(struct event_base *base, const struct sw_tp_conf *conf,
@@ -212,11 +215,37 @@ int sw_tp_send(struct sw_tp *tp, const struct sip_txn_dest *dest, const char *bu
 	switch (dest->proto) {
 	case SW_PROTO_UDP:
 		return tp_udp_send(tp, dest, buf, len);
-	case SW_PROTO_TCP:
-		return tp_tcp_send(tp, dest->conn_id, buf, len);
+	case SW_PROTO_TCP: {
+		uint32_t id = dest->conn_id;
+		if (id == 0) {
+			if (dest->alen == 0)
+				return -ENOTCONN; /* no address to connect to */
+			/* "to this address": reuse or open our connection */
+			int rc = tp_tcp_connect(tp, (const struct sockaddr *)&dest->addr, dest->alen, &id);
+			if (rc < 0)
+				return rc;
+		}
+		return tp_tcp_send(tp, id, buf, len);
+	}
 	default:
 		return -EPROTONOSUPPORT;
 	}
+}
+
+int sw_tp_connect(struct sw_tp *tp, enum sw_proto proto, const struct sockaddr *addr,
+		  socklen_t alen, uint32_t *conn_id)
+{
+	if (!tp || !addr || !conn_id)
+		return -EINVAL;
+	if (proto != SW_PROTO_TCP)
+		return -EPROTONOSUPPORT;
+	return tp_tcp_connect(tp, addr, alen, conn_id);
+}
+
+void sw_tp_on_connect_error(struct sw_tp *tp, sw_tp_connect_err_fn fn)
+{
+	if (tp)
+		tp->on_connect_err = fn;
 }
 
 void sw_tp_flush(struct sw_tp *tp)

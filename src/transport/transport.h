@@ -22,14 +22,29 @@ int sw_tp_listen(struct sw_tp *tp, enum sw_proto proto, const struct sockaddr *a
  * the socket, and when it is not one of ours (e.g. -1 for a request we
  * originate) the first UDP socket of the destination's family is used.
  * Streams: on the
- * connection dest->conn_id if it is still open, else -ENOTCONN (a later
- * issue opens outgoing connections); -EXDEV when the connection belongs to
- * another worker (sw_tp_conn_worker(conn_id) says which): hand it over. */
+ * connection dest->conn_id if it is still open, else -ENOTCONN; -EXDEV when
+ * the connection belongs to another worker (sw_tp_conn_worker(conn_id)
+ * says which): hand it over. conn_id 0 means "to dest->addr": an outgoing
+ * connection of this worker to that address is reused, else opened
+ * (sw_tp_connect); the bytes wait in its output until it is established. */
 int sw_tp_send(struct sw_tp *tp, const struct sip_txn_dest *dest, const char *buf, size_t len);
 void sw_tp_flush(struct sw_tp *tp);
 /* Close a stream connection (a peer whose byte stream no longer frames as
  * SIP); may be called from within its own on_rx. No-op for datagrams. */
 int sw_tp_close(struct sw_tp *tp, const struct sip_txn_dest *dest);
+
+/* An outgoing stream connection to addr (RFC 3261 §18.1.1): an open or
+ * connecting one of this worker to the same address and port is reused,
+ * else a non-blocking connect is started. *conn_id names it at once; sends
+ * queue until it is established. A failure later (refused, timeout after
+ * conf.tcp_connect_ms) closes it and calls the sw_tp_on_connect_error
+ * callback. 0, -EPROTONOSUPPORT, -EAFNOSUPPORT, -EMFILE (tcp_max_conns) or
+ * another -errno from socket()/connect(). */
+int sw_tp_connect(struct sw_tp *tp, enum sw_proto proto, const struct sockaddr *addr,
+		  socklen_t alen, uint32_t *conn_id);
+/* Who hears about failed outgoing connections (called with the ctx of
+ * sw_tp_new, from the event loop, never from inside sw_tp_connect). */
+void sw_tp_on_connect_error(struct sw_tp *tp, sw_tp_connect_err_fn fn);
 
 /* Connections currently open on this worker (metrics, tests). */
 unsigned sw_tp_conn_count(const struct sw_tp *tp);
