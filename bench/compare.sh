@@ -1,0 +1,251 @@
+#!/bin/sh
+# One command, side by side (issue 6): the echo responder (physical limit),
+# sipwarden (1 worker) and Kamailio (Debian, tuned as an operator would,
+# bench/kamailio/kamailio.cfg) as authenticating registrars, each on CPU 0,
+# with the same generator (bench/authbench) on CPU 1 and the same users.
+#
+#   bench/compare.sh             # throughput: pairs/s and refreshes/s + ratios
+#   bench/compare.sh callgrind   # instructions per authenticated REGISTER pair
+#                                # (valgrind --tool=callgrind; repeatable on a
+#                                # noisy machine)
+#
+# Knobs (environment): USERS (10000), DURATION (s per figure, 10), WARMUP
+# (2), LOAD (authbench -s/-c, "-s 4 -c 200"), ALGS (sipwarden pair
+# algorithms, "MD5 SHA-256 SHA-512-256"), TARGETS ("echo sipwarden
+# kamailio"), SW_WORKERS (1), CG_PAIRS_S (callgrind: measured seconds, 20),
+# SERVER_CPU / GEN_CPU (0 / 1).
+#
+# Kamailio comes from Debian (kamailio, kamailio-sqlite-modules), installed
+# here with apt-get when missing, idempotently (never by CI).
+set -eu
+cd "$(dirname "$0")/.."
+
+MODE=${1:-throughput}
+USERS=${USERS:-10000}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+LOAD=${LOAD:-"-s 4 -c 200"}
+ALGS=${ALGS:-"MD5 SHA-256 SHA-512-256"}
+TARGETS=${TARGETS:-"echo sipwarden kamailio"}
+SW_WORKERS=${SW_WORKERS:-1}
+CG_PAIRS_S=${CG_PAIRS_S:-20}
+SCPU=${SERVER_CPU:-0}
+GCPU=${GEN_CPU:-1}
+REALM=bench.test
+PASSWORD=bench-password-1234
+PY=/usr/bin/python3
+
+case "$MODE" in throughput|callgrind) ;; *) echo "usage: $0 [throughput|callgrind]" >&2; exit 2 ;; esac
+
+# --- tools -------------------------------------------------------------
+kam_pkgs="kamailio kamailio-sqlite-modules"
+[ "$MODE" = callgrind ] && kam_pkgs="$kam_pkgs valgrind"
+missing=
+for p in $kam_pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+	echo "compare: installing$missing" >&2
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+[ -d build ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+BIN=build/sipwarden
+ECHO=build/bench/echo
+GEN=build/bench/authbench
+if [ ! -x "$GEN" ] || [ bench/authbench.c -nt "$GEN" ]; then
+	cc -O2 -Wall -Wextra -o "$GEN" bench/authbench.c $(pkg-config --cflags --libs libcrypto)
+fi
+
+tmp=$(mktemp -d /tmp/sipwarden-compare.XXXXXX)
+PID=
+stop_server() {
+	[ -n "$PID" ] || return 0
+	if kill -0 "$PID" 2>/dev/null; then
+		kill "$PID" 2>/dev/null || true
+		n=0
+		while kill -0 "$PID" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+		kill -0 "$PID" 2>/dev/null && kill -9 "$PID" 2>/dev/null
+	fi
+	wait "$PID" 2>/dev/null || true
+	PID=
+}
+cleanup() { stop_server; rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { $PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_ready() { # port: any answer to an OPTIONS
+	$PY - "$1" <<'EOF'
+import sys
+sys.path.insert(0, "tests/integration")
+import sipwire
+port = int(sys.argv[1])
+with sipwire.UdpPeer() as p:
+    for _ in range(600):
+        r = p.request(("127.0.0.1", port), "OPTIONS", "sip:127.0.0.1:%d" % port, timeout=0.1)
+        if r is not None:
+            sys.exit(0)
+sys.exit("compare: server on port %d not answering" % port)
+EOF
+}
+
+# utime+stime (ticks) of every process in the server's process group
+group_ticks() {
+	t=0
+	for p in $(pgrep -g "$PID" 2>/dev/null; echo "$PID"); do
+		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
+		t=$((t + v))
+	done
+	echo "$t"
+}
+
+# --- users -------------------------------------------------------------
+echo "compare: provisioning $USERS users" >&2
+cat >"$tmp/sw.conf" <<EOF
+[server]
+listen = udp:127.0.0.1:5999
+workers = $SW_WORKERS
+data_dir = $tmp/var
+log_level = warn
+
+[registrar]
+min_expires = 60
+max_expires = 3600
+default_expires = 3600
+max_bindings_per_aor = 10
+
+[guard]
+trusted = 127.0.0.0/8
+
+[realm $REALM]
+algorithms = SHA-512-256, SHA-256, MD5
+md5 = allow
+EOF
+printf '%s\n' "$PASSWORD" | "$BIN" user add "b0@$REALM" --password-stdin -c "$tmp/sw.conf" >/dev/null
+$PY bench/provision.py --users "$USERS" --realm "$REALM" --password "$PASSWORD" \
+	--sipwarden "$tmp/var/credentials.db" --kamailio "$tmp/kam.db"
+
+HZ=$(getconf CLK_TCK)
+echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')"
+echo "machine: nproc=$(nproc) kernel=$(uname -r) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "setup:   server on CPU $SCPU, generator on CPU $GCPU, users=$USERS, load=\"$LOAD\", $DURATION s per figure after $WARMUP s; $("$BIN" version 2>&1 | head -1) workers=$SW_WORKERS; $(kamailio -v 2>/dev/null | head -1)"
+echo
+
+# start_<target> PORT [wrapper...]: sets PID
+start_echo() {
+	port=$1; shift
+	setsid "$@" taskset -c "$SCPU" "$ECHO" -l "127.0.0.1:$port" 2>"$tmp/echo.log" &
+	PID=$!
+}
+start_sipwarden() {
+	port=$1; shift
+	sed "s/^listen = udp:127.0.0.1:5999/listen = udp:127.0.0.1:$port/" "$tmp/sw.conf" >"$tmp/sw-run.conf"
+	setsid "$@" taskset -c "$SCPU" "$BIN" run -c "$tmp/sw-run.conf" 2>"$tmp/sw.log" &
+	PID=$!
+}
+start_kamailio() {
+	port=$1; shift
+	# -x tlsf -m 1024: the allocator and shared memory an operator gives a
+	# busy registrar (tm keeps each transaction's ~8 KB cell for wait_timer)
+	setsid "$@" taskset -c "$SCPU" kamailio -f bench/kamailio/kamailio.cfg \
+		-A "LISTEN=udp:127.0.0.1:$port" -A "DBURL=\"sqlite://$tmp/kam.db\"" \
+		-x tlsf -m 1024 -M 16 -DD -E >"$tmp/kam.log" 2>&1 &
+	PID=$!
+}
+
+# one authbench figure: prints its output, leaves the rate in $RATE
+measure() { # target port mode alg
+	c0=$(group_ticks)
+	taskset -c "$GCPU" "$GEN" -d "127.0.0.1:$2" -m "$3" -A "$4" -u "$USERS" -P "$PASSWORD" \
+		-r "$REALM" -t "$DURATION" -w "$WARMUP" $LOAD >"$tmp/out" || true
+	c1=$(group_ticks)
+	sed 's/^/    /' "$tmp/out"
+	RATE=$(sed -n 's/^\(pairs\|refreshes\)_per_s=\([0-9]*\).*/\2/p' "$tmp/out")
+	ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' "$tmp/out")
+	sat=$(grep -c generator_saturated "$tmp/out" || true)
+	scpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
+	us=$(awk -v s="$scpu" -v n="${ok:-0}" 'BEGIN{if (n > 0) printf "%.1f", s * 1e6 / n; else print "-"}')
+	echo "    server_cpu_s=$scpu (all its processes, warmup included) server_cpu_us_per_unit=$us"
+	echo "$1 $3 $4 ${RATE:-0} $sat" >>"$tmp/figures"
+}
+
+throughput() {
+	: >"$tmp/figures"
+	for target in $TARGETS; do
+		port=$(free_port)
+		"start_$target" "$port"
+		wait_ready "$port"
+		case $target in
+			sipwarden) pairs=$ALGS; refr="MD5 SHA-256" ;;
+			*) pairs=MD5; refr=MD5 ;;
+		esac
+		for alg in $pairs; do
+			echo "== $target: full-challenge pairs, $alg"
+			measure "$target" "$port" pair "$alg"
+		done
+		for alg in $refr; do
+			echo "== $target: nonce-reusing refreshes, $alg"
+			measure "$target" "$port" refresh "$alg"
+		done
+		kill -0 "$PID" 2>/dev/null || { echo "compare: $target died" >&2; tail "$tmp"/*.log >&2; exit 1; }
+		stop_server
+		echo
+	done
+	echo "== summary (per second; ratios from this one run)"
+	awk '
+	{ r[$1" "$2" "$3] = $4; if ($5 > 0) sat[$1" "$2" "$3] = 1 }
+	function f(k) { return (k in r) ? r[k] : "-" }
+	function ratio(a, b) { return (a in r && b in r && r[b] > 0) ? sprintf("%.2f", r[a] / r[b]) : "-" }
+	END {
+		printf "%-34s %10s %10s %10s %8s %8s\n", "figure", "sipwarden", "kamailio", "echo", "sw/kam", "sw/echo"
+		n = split("pair:MD5 pair:SHA-256 pair:SHA-512-256 refresh:MD5 refresh:SHA-256", F, " ")
+		for (i = 1; i <= n; i++) {
+			split(F[i], p, ":")
+			s = "sipwarden " p[1] " " p[2]; k = "kamailio " p[1] " MD5"; e = "echo " p[1] " MD5"
+			printf "%-34s %10s %10s %10s %8s %8s\n", (p[1] == "pair" ? "full-challenge pairs " : "nonce-reusing refreshes ") p[2],
+				f(s), f(k), f(e), ratio(s, k), ratio(s, e)
+		}
+		for (k in sat) print "generator saturated (figure is a lower bound): " k
+	}' "$tmp/figures"
+}
+
+# --- callgrind: instructions per authenticated REGISTER pair -------------
+cg_one() { # target
+	target=$1
+	port=$(free_port)
+	"start_$target" "$port" valgrind --tool=callgrind --trace-children=yes \
+		--callgrind-out-file="$tmp/cg.$target.%p" --dump-instr=no --collect-atstart=yes
+	wait_ready "$port"
+	# warm: users, nonce slots, caches, first allocations
+	taskset -c "$GCPU" "$GEN" -d "127.0.0.1:$port" -m pair -A MD5 -u "$USERS" -P "$PASSWORD" \
+		-r "$REALM" -t 5 -w 0 -T 5 -s 1 -c 8 >/dev/null
+	pids=$(pgrep -g "$PID" | tr '\n' ' ')
+	for p in $pids; do callgrind_control -z "$p" >/dev/null 2>&1 || true; done
+	taskset -c "$GCPU" "$GEN" -d "127.0.0.1:$port" -m pair -A MD5 -u "$USERS" -P "$PASSWORD" \
+		-r "$REALM" -t "$CG_PAIRS_S" -w 0 -T 5 -s 1 -c 8 >"$tmp/cg.out"
+	rm -f "$tmp"/cg."$target".*
+	for p in $pids; do callgrind_control -d "$p" >/dev/null 2>&1 || true; done
+	sleep 1
+	ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' "$tmp/cg.out")
+	ir=$(cat "$tmp"/cg."$target".* 2>/dev/null | awk '/^(totals|summary):/{s += $2} END{printf "%.0f", s}')
+	stop_server
+	echo "$target: pairs=$ok instructions=$ir instructions_per_pair=$(awk -v i="$ir" -v n="${ok:-0}" 'BEGIN{if (n > 0) printf "%.0f", i / n; else print "-"}') (all processes, between zero and dump)"
+}
+
+if [ "$MODE" = callgrind ]; then
+	for target in $TARGETS; do
+		[ "$target" = echo ] && continue
+		cg_one "$target" | tee -a "$tmp/cg.summary"
+	done
+	awk '{ split($4, a, "="); v[$1] = a[2] }
+	END { if (("sipwarden:" in v) && ("kamailio:" in v) && v["sipwarden:"] > 0)
+		printf "instructions per pair, kamailio/sipwarden = %.2f\n", v["kamailio:"] / v["sipwarden:"] }' "$tmp/cg.summary"
+else
+	throughput
+fi
