@@ -13,7 +13,8 @@
 # (2), LOAD (authbench -s/-c, "-s 4 -c 200"), ALGS (sipwarden pair
 # algorithms, "MD5 SHA-256 SHA-512-256"), TARGETS ("echo sipwarden
 # kamailio"), SW_WORKERS (1), CG_PAIRS_S (callgrind: measured seconds, 20),
-# SERVER_CPU / GEN_CPU (0 / 1).
+# SERVER_CPU / GEN_CPU (0 / 1), SW_BIN (build/sipwarden); target
+# sipwarden_b runs SW_BIN_B the same way (A/B of two builds in one run).
 #
 # Kamailio comes from Debian (kamailio, kamailio-sqlite-modules), installed
 # here with apt-get when missing, idempotently (never by CI).
@@ -53,7 +54,8 @@ fi
 
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null
-BIN=build/sipwarden
+BIN=${SW_BIN:-build/sipwarden}
+BIN_B=${SW_BIN_B:-}     # target sipwarden_b: another binary (before/after in one run)
 ECHO=build/bench/echo
 GEN=build/bench/authbench
 if [ ! -x "$GEN" ] || [ bench/authbench.c -nt "$GEN" ]; then
@@ -149,6 +151,12 @@ start_sipwarden() {
 	setsid "$@" taskset -c "$SCPU" "$BIN" run -c "$tmp/sw-run.conf" 2>"$tmp/sw.log" &
 	PID=$!
 }
+start_sipwarden_b() {
+	port=$1; shift
+	sed "s/^listen = udp:127.0.0.1:5999/listen = udp:127.0.0.1:$port/" "$tmp/sw.conf" >"$tmp/sw-run.conf"
+	setsid "$@" taskset -c "$SCPU" "$BIN_B" run -c "$tmp/sw-run.conf" 2>"$tmp/sw.log" &
+	PID=$!
+}
 start_kamailio() {
 	port=$1; shift
 	# -x tlsf -m 1024: the allocator and shared memory an operator gives a
@@ -182,7 +190,7 @@ throughput() {
 		"start_$target" "$port"
 		wait_ready "$port"
 		case $target in
-			sipwarden) pairs=$ALGS; refr="MD5 SHA-256" ;;
+			sipwarden*) pairs=$ALGS; refr="MD5 SHA-256" ;;
 			*) pairs=MD5; refr=MD5 ;;
 		esac
 		for alg in $pairs; do
@@ -210,6 +218,10 @@ throughput() {
 			s = "sipwarden " p[1] " " p[2]; k = "kamailio " p[1] " MD5"; e = "echo " p[1] " MD5"
 			printf "%-34s %10s %10s %10s %8s %8s\n", (p[1] == "pair" ? "full-challenge pairs " : "nonce-reusing refreshes ") p[2],
 				f(s), f(k), f(e), ratio(s, k), ratio(s, e)
+		}
+		for (k in r) if (k ~ /^sipwarden_b /) {
+			split(k, q, " "); a = "sipwarden " q[2] " " q[3]
+			printf "sipwarden_b %s %s: %s (sipwarden/sipwarden_b = %s)\n", q[2], q[3], r[k], ratio(a, k)
 		}
 		for (k in sat) print "generator saturated (figure is a lower bound): " k
 	}' "$tmp/figures"
