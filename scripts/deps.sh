@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config libevent-dev libsqlite3-dev libinih-dev libssl-dev
             libmaxminddb-dev libc-ares-dev)
-test_pkgs=(libcmocka-dev python3-pytest sip-tester sipsak baresip sipvicious clang
+test_pkgs=(libcmocka-dev python3-pytest sip-tester sipsak baresip sipvicious clang dnsmasq-base
            libclang-rt-14-dev sqlite3 binutils procps iproute2
            libmaxmind-db-writer-perl linphone-cli)
 

@@ -286,6 +286,14 @@ static int proxy_key(struct sw_proxy_conf *p, const char *key, const char *value
 				    nums[i].min, nums[i].max, value);
 		return 0;
 	}
+	if (strcmp(key, "dns_servers") == 0) {
+		/* c-ares parses it (resolve.c); only address characters get there */
+		size_t n = strspn(value, "0123456789abcdefABCDEF.:[], ");
+		if (!*value || value[n] || snprintf(p->dns_servers, sizeof(p->dns_servers), "%s", value) >=
+						    (int)sizeof(p->dns_servers))
+			return whyf(why, whycap, "expected IP[:PORT], ... got \"%s\"", value);
+		return 0;
+	}
 	if (strcmp(key, "secret_file") == 0) {
 		if (!*value || snprintf(p->secret_file, sizeof(p->secret_file), "%s", value) >=
 				       (int)sizeof(p->secret_file))

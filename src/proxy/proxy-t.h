@@ -68,6 +68,7 @@ struct sw_proxy_conf {
 	uint32_t max_branches;     /* parallel forks per request (default 8) */
 	uint32_t max_calls;        /* proxied transactions per worker (default 4096) */
 	char secret_file[1024];    /* Record-Route / branch key; "" = <data_dir>/proxy.key */
+	char dns_servers[256];     /* RFC 3263 lookups: "IP[:PORT],..."; "" = /etc/resolv.conf */
 	struct proxy_upstream_conf up[PROXY_MAX_UPSTREAMS];
 	unsigned nup;
 	struct proxy_trunk_conf trunks[PROXY_MAX_TRUNKS];

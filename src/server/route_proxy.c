@@ -37,6 +37,7 @@
 #include "config/config.h"
 #include "proxy/ctxn.h"
 #include "proxy/fwd.h"
+#include "proxy/resolve.h"
 #include "registrar/registrar.h"
 #include "server/pipeline-int.h"
 #include "server/server.h"
@@ -50,6 +51,11 @@
 #define PX_HANDOFF_SLOTS 1024
 #define PX_HEALTH_OWNER 0xffffff00u   /* ptx owner of an OPTIONS health check */
 #define PX_NO_OWNER 0xfffffffeu
+/* Next hops named by a host name (RFC 3263), cached per worker: the
+ * upstreams, then the trunks. */
+#define PX_HOPS (PROXY_MAX_UPSTREAMS + PROXY_MAX_TRUNKS)
+#define PX_DNS_RETRY_MS 5000          /* a failed lookup is asked again after this */
+#define PX_DNS_MAX_TTL_S 86400
 
 /* Shared by all workers (created by worker 0, read-only but for the
  * upstream health, which is atomic). */
@@ -63,6 +69,7 @@ struct px_branch {
 	uint64_t h;             /* ptx handle; 0 = none */
 	unsigned status;        /* final status, 0 while pending */
 	int8_t upstream;        /* upstream index, -1 for others */
+	int8_t target;          /* its resolved address (RFC 3263), -1 for an IP literal */
 	bool provisional;
 	bool cancel_pending;    /* CANCEL once a provisional arrives (§9.1) */
 	bool done;
@@ -81,6 +88,8 @@ struct pctx {
 	bool answered;
 	bool cancelled;
 	uint32_t tried;               /* upstreams tried (failover) */
+	uint16_t ttried[PROXY_MAX_UPSTREAMS]; /* their resolved addresses tried */
+	uint8_t dns_wait;             /* waiting for the lookup of hop dns_wait - 1; 0 none */
 	unsigned nbr;
 	struct px_branch br[PX_MAX_BRANCHES];
 	unsigned best_status;         /* best final so far, 0 none (§16.7 step 6) */
@@ -101,8 +110,20 @@ struct px_slot {
 	char *buf;
 };
 
+/* RFC 3263 answer for one named hop, kept for its TTL; a failed refresh
+ * keeps serving the last good answer. */
+struct px_dns {
+	struct pxr_result res;
+	uint64_t expires;             /* ms; ask again after this */
+	uint64_t down_until[PXR_MAX_TARGETS]; /* an address that failed (503, timeout, connect) */
+	bool have;                    /* res holds an answer (maybe with n = 0) */
+	bool pending;
+};
+
 struct sw_pxw {
 	struct ptx_table *ptx;
+	struct pxr *res;              /* c-ares on this worker's loop */
+	struct px_dns dns[PX_HOPS];
 	struct pctx *ctx;
 	unsigned cap;
 	uint32_t free_head;
@@ -304,30 +325,106 @@ static bool sockaddr_ip_eq(const struct sockaddr *a, const struct sockaddr *b)
 	return sw_cidr_match(&c, a);
 }
 
-/* A request from an upstream: its address, and over UDP its port too
- * (a PBX sends from its SIP port; anyone else on that host is not it). */
-static int upstream_of(const struct sw_config *cfg, const struct sockaddr *src, bool udp)
+static bool addr_is(const struct sockaddr *src, const struct sockaddr *ua, bool udp)
 {
+	return sockaddr_ip_eq(src, ua) && (!udp || sw_sockaddr_port(src) == sw_sockaddr_port(ua));
+}
+
+/* A request from an upstream: its address (an IP literal, or one its name
+ * resolved to on this worker), and over UDP its port too (a PBX sends
+ * from its SIP port; anyone else on that host is not it). */
+static int upstream_of(struct sw_worker *w, const struct sockaddr *src, bool udp)
+{
+	const struct sw_config *cfg = w->cfg;
 	for (unsigned i = 0; i < cfg->proxy.nup; i++) {
 		const struct proxy_hop *h = &cfg->proxy.up[i].hop;
-		const struct sockaddr *ua = (const struct sockaddr *)&h->addr;
-		if (h->literal && sockaddr_ip_eq(src, ua) &&
-		    (!udp || sw_sockaddr_port(src) == sw_sockaddr_port(ua)))
-			return (int)i;
+		if (h->literal) {
+			if (addr_is(src, (const struct sockaddr *)&h->addr, udp))
+				return (int)i;
+			continue;
+		}
+		const struct px_dns *dn = &w->px->dns[i];
+		for (unsigned k = 0; dn->have && k < dn->res.n; k++)
+			if (addr_is(src, (const struct sockaddr *)&dn->res.t[k].addr, udp))
+				return (int)i;
 	}
 	return -1;
 }
 
-static int hop_dest(const struct proxy_hop *h, struct sip_txn_dest *d)
+static void fill_dest(struct sip_txn_dest *d, const struct sockaddr_storage *a, socklen_t alen,
+		      uint8_t proto)
 {
-	if (!h->literal)
-		return -EHOSTUNREACH; /* names: RFC 3263 resolution not wired yet */
 	memset(d, 0, sizeof(*d));
-	d->addr = h->addr;
-	d->alen = h->alen;
-	d->proto = h->proto;
-	d->reliable = h->proto != SW_PROTO_UDP;
-	d->fd = -1;
+	d->addr = *a;
+	d->alen = alen;
+	d->proto = proto;
+	d->reliable = proto != SW_PROTO_UDP;
+	d->fd = -1;   /* TCP: conn_id 0 = this worker's connection to addr (transport.h) */
+}
+
+static const struct proxy_hop *hop_of(const struct sw_config *cfg, unsigned idx)
+{
+	return idx < PROXY_MAX_UPSTREAMS ? &cfg->proxy.up[idx].hop
+					 : &cfg->proxy.trunks[idx - PROXY_MAX_UPSTREAMS].hop;
+}
+
+/* Ask again for hop idx (RFC 3263) unless a lookup is under way. The
+ * answer may come back inside this call (dns_done). */
+static void dns_refresh(struct sw_worker *w, unsigned idx)
+{
+	struct px_dns *dn = &w->px->dns[idx];
+	if (dn->pending || !w->px->res)
+		return;
+	dn->pending = true;
+	if (pxr_resolve(w->px->res, hop_of(w->cfg, idx), idx) < 0) {
+		dn->pending = false;
+		dn->expires = sw_now_ms() + PX_DNS_RETRY_MS;
+	}
+}
+
+/* The addresses of hop idx: NULL while the first lookup runs (started
+ * here); a stale answer is used while a new one is asked for. */
+static const struct px_dns *dns_get(struct sw_worker *w, unsigned idx)
+{
+	struct px_dns *dn = &w->px->dns[idx];
+	if (!dn->have || sw_now_ms() >= dn->expires)
+		dns_refresh(w, idx);
+	return dn->have ? dn : NULL;
+}
+
+/* The first address of hop idx not yet tried (mask) and not down, else
+ * the first not tried; -1 when none. */
+static int dns_pick(const struct px_dns *dn, uint16_t mask)
+{
+	uint64_t now = sw_now_ms();
+	int back = -1;
+	for (unsigned k = 0; k < dn->res.n; k++) {
+		if (mask & (1u << k))
+			continue;
+		if (dn->down_until[k] <= now)
+			return (int)k;
+		if (back < 0)
+			back = (int)k;
+	}
+	return back;
+}
+
+/* A literal hop, or the first usable address of a named one (trunks,
+ * health checks). -EAGAIN while its first lookup runs. */
+static int hop_dest(struct sw_worker *w, unsigned idx, struct sip_txn_dest *d)
+{
+	const struct proxy_hop *h = hop_of(w->cfg, idx);
+	if (h->literal) {
+		fill_dest(d, &h->addr, h->alen, h->proto);
+		return 0;
+	}
+	const struct px_dns *dn = dns_get(w, idx);
+	if (!dn)
+		return -EAGAIN;
+	int k = dns_pick(dn, 0);
+	if (k < 0)
+		return -EHOSTUNREACH;
+	fill_dest(d, &dn->res.t[k].addr, dn->res.t[k].alen, dn->res.t[k].proto);
 	return 0;
 }
 
@@ -393,6 +490,40 @@ static void upstream_up(struct sw_worker *w, int i)
 {
 	if (atomic_exchange(&w->srv->proxy->down_until[i], 0) > sw_now_ms())
 		sw_logf(SW_LOG_INFO, "proxy.upstream_up", "upstream=\"%s\"", w->cfg->proxy.up[i].name);
+}
+
+/* Upstream u failed (503, timeout, connection refused). A named one: only
+ * that address is skipped for down_time (this worker's cache), the
+ * upstream itself once all its addresses are down. */
+static void hop_failed(struct sw_worker *w, int u, int k)
+{
+	if (u < 0)
+		return;
+	struct px_dns *dn = &w->px->dns[u];
+	if (k < 0 || (unsigned)k >= dn->res.n) {
+		upstream_down(w, u);
+		return;
+	}
+	uint64_t now = sw_now_ms();
+	dn->down_until[k] = now + (uint64_t)w->cfg->proxy.down_s * 1000;
+	char a[64];
+	sw_sockaddr_fmt((const struct sockaddr *)&dn->res.t[k].addr, a, sizeof(a));
+	sw_logf(SW_LOG_WARN, "proxy.target_down", "upstream=\"%s\" addr=\"%s\" proto=%s for_s=%u",
+		w->cfg->proxy.up[u].name, a, sw_proto_name((enum sw_proto)dn->res.t[k].proto),
+		w->cfg->proxy.down_s);
+	for (unsigned i = 0; i < dn->res.n; i++)
+		if (dn->down_until[i] <= now)
+			return;
+	upstream_down(w, u);
+}
+
+static void hop_ok(struct sw_worker *w, int u, int k)
+{
+	if (u < 0)
+		return;
+	if (k >= 0 && (unsigned)k < w->px->dns[u].res.n)
+		w->px->dns[u].down_until[k] = 0;
+	upstream_up(w, u);
 }
 
 /* --- contexts -------------------------------------------------------------- */
@@ -489,6 +620,7 @@ struct px_target {
 	char ruri[REG_CONTACT_MAX];   /* "" = keep the Request-URI */
 	struct proxy_flow flow;       /* for our Record-Route */
 	int upstream;
+	int target;                   /* resolved address of the upstream, -1 literal */
 	unsigned skip_routes;
 	bool record_route;
 };
@@ -548,8 +680,7 @@ static int px_branch(struct sw_worker *w, struct pctx *c, const struct sip_msg *
 	memset(b, 0, sizeof(*b));
 	b->h = ptx_handle(x);
 	b->upstream = (int8_t)tg->upstream;
-	if (tg->upstream >= 0)
-		c->tried |= 1u << tg->upstream;
+	b->target = (int8_t)(tg->upstream >= 0 ? tg->target : -1);
 	uint64_t now = sw_now_ms();
 	if (m->method == SIP_M_INVITE)
 		ptx_set_deadline(p->ptx, x, now + (uint64_t)cfg->proxy.timer_c_s * 1000); /* Timer C */
@@ -557,51 +688,89 @@ static int px_branch(struct sw_worker *w, struct pctx *c, const struct sip_msg *
 		ptx_set_deadline(p->ptx, x, c->stx_deadline);
 	rc = px_send(w, &tg->dest, o.buf, o.len);
 	if (rc < 0 && rc != -EXDEV) {
-		/* not connected (no outgoing TCP yet) or refused: the branch failed */
+		/* refused at once (no connection, no route): this branch never
+		 * existed; an upstream's caller tries the next address */
 		ptx_abandon(p->ptx, x);
-		b->h = 0;
-		b->done = true;
-		b->status = 503;
-		return 0;
+		c->nbr--;
+		if (tg->upstream >= 0)
+			hop_failed(w, tg->upstream, tg->target);
+		return rc;
 	}
 	return 0;
 }
 
 static void pctx_maybe_finish(struct sw_worker *w, struct pctx *c);
 
+/* The next upstream address for c in failover order: upstreams in file
+ * order (skipping those down), a named one's addresses in RFC 3263 order.
+ * -EAGAIN: c waits for the name's first lookup (dns_wait); -ENOENT: none
+ * left. */
 static int target_upstream(struct sw_worker *w, struct pctx *c, struct px_target *tg)
 {
-	int u = pick_upstream(w, c->tried);
-	if (u < 0)
-		return -ENOENT;
-	memset(tg, 0, sizeof(*tg));
-	if (hop_dest(&w->cfg->proxy.up[u].hop, &tg->dest) < 0) {
-		c->tried |= 1u << u;
-		return -EHOSTUNREACH;
+	for (;;) {
+		int u = pick_upstream(w, c->tried);
+		if (u < 0)
+			return -ENOENT;
+		memset(tg, 0, sizeof(*tg));
+		tg->upstream = u;
+		tg->target = -1;
+		const struct proxy_hop *h = &w->cfg->proxy.up[u].hop;
+		if (h->literal) {
+			c->tried |= 1u << u;
+			fill_dest(&tg->dest, &h->addr, h->alen, h->proto);
+			return 0;
+		}
+		const struct px_dns *dn = dns_get(w, (unsigned)u);
+		if (!dn) {
+			c->dns_wait = (uint8_t)(u + 1);
+			return -EAGAIN;
+		}
+		int k = dns_pick(dn, c->ttried[u]);
+		if (k < 0) {
+			c->tried |= 1u << u; /* every address of it tried (or none) */
+			continue;
+		}
+		c->ttried[u] |= (uint16_t)(1u << k);
+		tg->target = k;
+		fill_dest(&tg->dest, &dn->res.t[k].addr, dn->res.t[k].alen, dn->res.t[k].proto);
+		return 0;
 	}
-	tg->upstream = u;
-	return 0;
 }
 
-/* Failover (issue 4): the next upstream for c, after a 503 or timeout. */
+/* Send c's request m to the next upstream address that takes it. true
+ * when a branch went out or c waits for a lookup. */
+static bool upstream_branch(struct sw_worker *w, struct pctx *c, const struct sip_msg *m)
+{
+	for (unsigned tries = 0; tries < PROXY_MAX_UPSTREAMS * PXR_MAX_TARGETS; tries++) {
+		struct px_target tg;
+		int rc = target_upstream(w, c, &tg);
+		if (rc == -EAGAIN)
+			return true;
+		if (rc < 0)
+			return false;
+		tg.record_route = true;
+		if (c->pai[0]) {
+			/* from a user: in-dialog requests towards them follow this flow */
+			tg.flow = (struct proxy_flow){ .set = true, .proto = c->src.proto,
+						       .conn_id = c->src.conn_id, .addr = c->src.addr,
+						       .alen = c->src.alen };
+		}
+		if (px_branch(w, c, m, &tg) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Failover (issue 4): the next upstream address for c, after a 503,
+ * timeout or failed connection. */
 static bool failover(struct sw_worker *w, struct pctx *c)
 {
 	if (c->cancelled || c->answered)
 		return false;
-	struct px_target tg;
-	if (target_upstream(w, c, &tg) < 0)
-		return false;
 	struct sip_msg m;
 	if (pctx_request(w, c, &m) < 0)
 		return false;
-	tg.record_route = true;
-	tg.flow.set = false;
-	/* the flow to the user stays what the first branch carried */
-	struct proxy_flow f = { .set = true, .proto = c->src.proto, .conn_id = c->src.conn_id,
-				.addr = c->src.addr, .alen = c->src.alen };
-	if (c->pai[0])
-		tg.flow = f;
-	return px_branch(w, c, &m, &tg) == 0;
+	return upstream_branch(w, c, &m);
 }
 
 /* --- responses --------------------------------------------------------------- */
@@ -680,7 +849,7 @@ static void branch_final(struct sw_worker *w, struct pctx *c, unsigned i, const 
 	b->done = true;
 	b->status = s;
 	if (b->upstream >= 0 && s == 503) {
-		upstream_down(w, b->upstream);
+		hop_failed(w, b->upstream, b->target);
 		if (failover(w, c))
 			return;
 	}
@@ -763,7 +932,7 @@ static void on_response(struct sw_worker *w, const struct sip_msg *resp)
 		b->done = true;
 		b->status = s;
 		if (b->upstream >= 0)
-			upstream_up(w, b->upstream);
+			hop_ok(w, b->upstream, b->target);
 		sip_out_init(&o, p->out, p->out_cap);
 		if (fwd_response(&o, resp) == 0)
 			pctx_relay(w, c, o.buf, o.len, s);
@@ -806,7 +975,7 @@ static void ptx_timeout_cb(void *ctx, struct ptx *x, enum ptx_timeout why)
 	b->h = 0;
 	b->status = c->cancelled ? 487 : 408;
 	if (b->upstream >= 0 && !b->provisional && !c->cancelled) {
-		upstream_down(w, b->upstream);
+		hop_failed(w, b->upstream, b->target);
 		if (failover(w, c))
 			return;
 	}
@@ -868,6 +1037,8 @@ static void px_log(struct req *r, const char *where, int n)
 static void px_started(struct req *r, struct pctx *c, const char *where)
 {
 	px_log(r, where, (int)c->nbr);
+	if (c->nbr == 0 && c->dns_wait)
+		return; /* goes on when the upstream's name resolves (dns_done) */
 	if (c->nbr == 0) {
 		pctx_reply(r->w, c, 503, "no-route");
 		pctx_free(r->w->px, c);
@@ -878,23 +1049,7 @@ static void px_started(struct req *r, struct pctx *c, const char *where)
 
 static void to_upstream(struct req *r, struct pctx *c)
 {
-	struct px_target tg;
-	for (unsigned tries = 0; tries < PROXY_MAX_UPSTREAMS; tries++) {
-		int rc = target_upstream(r->w, c, &tg);
-		if (rc == -ENOENT)
-			break;
-		if (rc < 0)
-			continue;
-		tg.record_route = true;
-		if (c->pai[0]) {
-			/* from a user: in-dialog requests towards them follow this flow */
-			tg.flow = (struct proxy_flow){ .set = true, .proto = c->src.proto,
-						       .conn_id = c->src.conn_id, .addr = c->src.addr,
-						       .alen = c->src.alen };
-		}
-		if (px_branch(r->w, c, r->m, &tg) == 0)
-			break;
-	}
+	upstream_branch(r->w, c, r->m);
 	px_started(r, c, "upstream");
 }
 
@@ -944,8 +1099,9 @@ static int trunk_for_target(const struct sw_config *cfg, const struct sip_uri *u
 static void to_trunk(struct req *r, struct pctx *c, int ti)
 {
 	const struct proxy_trunk_conf *t = &r->w->cfg->proxy.trunks[ti];
-	struct px_target tg = { .upstream = -1, .record_route = true };
-	if (hop_dest(&t->hop, &tg.dest) == 0) {
+	struct px_target tg = { .upstream = -1, .target = -1, .record_route = true };
+	/* a named trunk uses its cached addresses (looked up at start) */
+	if (hop_dest(r->w, PROXY_MAX_UPSTREAMS + (unsigned)ti, &tg.dest) == 0) {
 		bool v6 = strchr(t->hop.host, ':') != NULL;
 		snprintf(tg.ruri, sizeof(tg.ruri), "sip:%.*s%s%s%s%s:%u", SW_STR_FMT(r->m->ruri.user),
 			 r->m->ruri.user.len ? "@" : "", v6 ? "[" : "", t->hop.host, v6 ? "]" : "",
@@ -1068,6 +1224,10 @@ static void px_cancel(struct req *r)
 		return;
 	c->cancelled = true;
 	cancel_others(w, c, UINT32_MAX);
+	if (c->dns_wait && c->nbr == 0) {
+		c->dns_wait = 0; /* nothing sent yet: 487 now */
+		pctx_maybe_finish(w, c);
+	}
 }
 
 bool route_proxy_claims(struct req *r)
@@ -1106,7 +1266,7 @@ void route_proxy(struct req *r)
 		return;
 	}
 	const struct sockaddr *src = req_src(r);
-	int up = upstream_of(cfg, src, !r->rx->from.reliable);
+	int up = upstream_of(w, src, !r->rx->from.reliable);
 	int trunk = sw_ipacl_lookup(w->srv->proxy->acl, src);
 
 	struct proxy_flow flow;
@@ -1278,6 +1438,122 @@ static void handoff_cb(evutil_socket_t fd, short what, void *arg)
 	sw_tp_flush(w->tp);
 }
 
+/* --- RFC 3263 answers and failed connections ------------------------------- */
+
+static const char *hop_name(const struct sw_config *cfg, unsigned idx)
+{
+	return idx < PROXY_MAX_UPSTREAMS ? cfg->proxy.up[idx].name
+					 : cfg->proxy.trunks[idx - PROXY_MAX_UPSTREAMS].name;
+}
+
+/* A context parked on hop idx's lookup goes on: to that upstream's
+ * addresses, the next upstream, or 503 when nothing took it. */
+static void dns_resume(struct sw_worker *w, unsigned idx)
+{
+	struct sw_pxw *p = w->px;
+	for (unsigned i = 0; i < p->cap && p->live; i++) {
+		struct pctx *c = &p->ctx[i];
+		if (!c->used || c->dns_wait != idx + 1)
+			continue;
+		c->dns_wait = 0;
+		if (c->answered)
+			continue;
+		if (!c->cancelled && failover(w, c))
+			continue; /* a branch went out, or it waits for the next name */
+		if (c->nbr == 0 && !c->cancelled)
+			pctx_reply(w, c, 503, "no-route");
+		else
+			pctx_maybe_finish(w, c);
+	}
+}
+
+/* pxr_done_fn: the answer for hop idx, kept for its TTL (clamped to 1 s
+ * .. 1 day); a failed lookup keeps the last good answer and asks again
+ * after PX_DNS_RETRY_MS. */
+static void dns_done(void *ctx, uint32_t idx, const struct pxr_result *res)
+{
+	struct sw_worker *w = ctx;
+	struct sw_pxw *p = w->px;
+	if (idx >= PX_HOPS)
+		return;
+	struct px_dns *dn = &p->dns[idx];
+	uint64_t now = sw_now_ms();
+	dn->pending = false;
+	if (res->err == 0 && res->n > 0) {
+		bool same = dn->have && dn->res.n == res->n &&
+			    memcmp(dn->res.t, res->t, res->n * sizeof(res->t[0])) == 0;
+		if (!same) {
+			memset(dn->down_until, 0, sizeof(dn->down_until));
+			char a[64];
+			sw_sockaddr_fmt((const struct sockaddr *)&res->t[0].addr, a, sizeof(a));
+			sw_logf(SW_LOG_INFO, "proxy.dns", "hop=\"%s\" host=\"%s\" addrs=%u first=\"%s\" "
+				"proto=%s ttl_s=%u", hop_name(w->cfg, idx), hop_of(w->cfg, idx)->host, res->n,
+				a, sw_proto_name((enum sw_proto)res->t[0].proto), res->ttl_s);
+		}
+		dn->res = *res;
+		dn->have = true;
+		uint32_t ttl = res->ttl_s < 1 ? 1 : res->ttl_s > PX_DNS_MAX_TTL_S ? PX_DNS_MAX_TTL_S
+										   : res->ttl_s;
+		dn->expires = now + (uint64_t)ttl * 1000;
+	} else {
+		sw_logf(SW_LOG_WARN, "proxy.dns_failed", "hop=\"%s\" host=\"%s\" error=\"%s\"%s",
+			hop_name(w->cfg, idx), hop_of(w->cfg, idx)->host,
+			strerror(res->err ? -res->err : ENOENT), dn->have && dn->res.n ? " stale=yes" : "");
+		if (!dn->have) {
+			memset(&dn->res, 0, sizeof(dn->res));
+			dn->have = true; /* an answer: no address (callers get 503) */
+		}
+		dn->expires = now + PX_DNS_RETRY_MS;
+	}
+	if (idx < PROXY_MAX_UPSTREAMS)
+		dns_resume(w, idx);
+	sw_tp_flush(w->tp);
+}
+
+/* sw_tp_connect_err_fn: an outgoing TCP connection did not come up; the
+ * branches waiting on it failed (as a 503 from that hop: failover). */
+static void px_connect_err(void *ctx, uint32_t conn_id, const struct sockaddr *peer, socklen_t alen,
+			   int err)
+{
+	struct sw_worker *w = ctx;
+	struct sw_pxw *p = w->px;
+	if (!p)
+		return;
+	char a[64];
+	sw_sockaddr_fmt(peer, a, sizeof(a));
+	sw_logf(SW_LOG_WARN, "proxy.connect_failed", "addr=\"%s\" error=\"%s\"", a, strerror(-err));
+	for (unsigned i = 0; i < p->cap && p->live; i++) {
+		struct pctx *c = &p->ctx[i];
+		if (!c->used)
+			continue;
+		bool hit = false;
+		for (unsigned bi = 0; bi < c->nbr; bi++) {
+			struct px_branch *b = &c->br[bi];
+			struct ptx *x = b->h && !b->done ? ptx_lookup(p->ptx, b->h) : NULL;
+			if (!x || ptx_status(x) != 0)
+				continue;
+			const struct sip_txn_dest *d = ptx_dest(x);
+			if (d->proto != SW_PROTO_TCP ||
+			    (d->conn_id ? d->conn_id != conn_id
+					: !addr_is(peer, (const struct sockaddr *)&d->addr, true)))
+				continue;
+			ptx_abandon(p->ptx, x);
+			b->h = 0;
+			b->done = true;
+			b->status = 503;
+			hit = true;
+			if (b->upstream >= 0)
+				hop_failed(w, b->upstream, b->target);
+		}
+		if (!hit)
+			continue;
+		if (failover(w, c))
+			continue;
+		pctx_maybe_finish(w, c);
+	}
+	sw_tp_flush(w->tp);
+}
+
 /* --- health checks, timers, life cycle -------------------------------------- */
 
 static void health_check(struct sw_worker *w, uint64_t now)
@@ -1288,7 +1564,7 @@ static void health_check(struct sw_worker *w, uint64_t now)
 		struct sip_txn_dest d;
 		char host[64], br[PROXY_BRANCH_MAX];
 		uint16_t port;
-		if (hop_dest(&cfg->proxy.up[i].hop, &d) < 0 || d.proto != SW_PROTO_UDP ||
+		if (hop_dest(w, i, &d) < 0 || d.proto != SW_PROTO_UDP ||
 		    !local_for(w, &d, host, sizeof(host), &port))
 			continue;
 		size_t bl = proxy_branch(&w->srv->proxy->keys, w->id, ++p->counter, 0, br);
@@ -1344,6 +1620,10 @@ uint64_t route_proxy_tick(struct sw_worker *w, uint64_t now)
 		if (!alive)
 			pctx_free(p, c);
 	}
+	/* RFC 3263 answers are asked again when their TTL ends */
+	for (unsigned i = 0; p->res && i < PX_HOPS; i++)
+		if (p->dns[i].expires && now >= p->dns[i].expires)
+			dns_refresh(w, i); /* no-op while one is under way */
 	if (w->id == 0 && w->cfg->proxy.nup && w->cfg->proxy.health_interval_s && now >= p->next_health) {
 		p->next_health = now + (uint64_t)w->cfg->proxy.health_interval_s * 1000;
 		health_check(w, now);
@@ -1393,6 +1673,29 @@ int route_proxy_worker_init(struct sw_worker *w)
 		return -ENOMEM;
 	event_add(p->ev, NULL);
 	p->next_health = sw_now_ms() + 200;
+	sw_tp_on_connect_error(w->tp, px_connect_err); /* the tp's ctx is w (worker.c) */
+	/* RFC 3263: host names of upstreams and trunks are looked up now, on
+	 * this worker's loop, so the first call finds them cached */
+	bool named = false;
+	for (unsigned i = 0; i < cfg->proxy.nup; i++)
+		named |= !cfg->proxy.up[i].hop.literal;
+	for (unsigned i = 0; i < cfg->proxy.ntrunks; i++)
+		named |= cfg->proxy.trunks[i].has_uri && !cfg->proxy.trunks[i].hop.literal;
+	if (named) {
+		int err = 0;
+		p->res = pxr_new(w->base, cfg->proxy.dns_servers, dns_done, w, &err);
+		if (!p->res) {
+			sw_logf(SW_LOG_ERROR, "proxy.dns_init", "dns_servers=\"%s\" error=\"%s\"",
+				cfg->proxy.dns_servers, strerror(-err));
+			return err;
+		}
+		for (unsigned i = 0; i < cfg->proxy.nup; i++)
+			if (!cfg->proxy.up[i].hop.literal)
+				dns_refresh(w, i);
+		for (unsigned i = 0; i < cfg->proxy.ntrunks; i++)
+			if (cfg->proxy.trunks[i].has_uri && !cfg->proxy.trunks[i].hop.literal)
+				dns_refresh(w, PROXY_MAX_UPSTREAMS + i);
+	}
 	return 0;
 }
 
@@ -1400,6 +1703,8 @@ void route_proxy_worker_free(struct sw_worker *w)
 {
 	struct sw_pxw *p = w->px;
 	if (p) {
+		pxr_free(p->res); /* pending lookups end without calling back */
+		p->res = NULL;
 		if (p->ev)
 			event_free(p->ev);
 		if (p->efd >= 0)
