@@ -639,7 +639,7 @@ static int px_branch(struct sw_worker *w, struct pctx *c, const struct sip_msg *
 	const struct sw_config *cfg = w->cfg;
 	if (c->nbr >= PX_MAX_BRANCHES || c->nbr >= cfg->proxy.max_branches + PROXY_MAX_UPSTREAMS)
 		return -ENOSPC;
-	char host[64], via[256], br[PROXY_BRANCH_MAX], rr[PROXY_RR_MAX];
+	char host[64], via[256], br[PROXY_BRANCH_MAX], rr[2 * PROXY_RR_MAX + 2];
 	uint16_t port;
 	if (!local_for(w, &tg->dest, host, sizeof(host), &port))
 		return -EAFNOSUPPORT;
@@ -664,6 +664,25 @@ static int px_branch(struct sw_worker *w, struct pctx *c, const struct sip_msg *
 		size_t n = proxy_rr_build(&w->srv->proxy->keys, sw_str_c(host), port,
 					  tg->dest.proto == SW_PROTO_TCP ? "tcp" : "udp", m->call_id,
 					  m->from.tag, &tg->flow, rr);
+		/* RFC 5658 §4: the two sides on different transports (a UDP
+		 * phone, a TCP PBX) or families: a second value naming the
+		 * interface the request came in on. Our value on top faces the
+		 * next hop (which uses the set in order), the one below faces
+		 * the caller (which uses it reversed). */
+		char host2[64];
+		uint16_t port2;
+		if (n && (c->src.proto != tg->dest.proto ||
+			  c->src.addr.ss_family != tg->dest.addr.ss_family) &&
+		    local_for(w, &c->src, host2, sizeof(host2), &port2)) {
+			size_t n2 = proxy_rr_build(&w->srv->proxy->keys, sw_str_c(host2), port2,
+						   c->src.proto == SW_PROTO_TCP ? "tcp" : "udp",
+						   m->call_id, m->from.tag, &tg->flow, rr + n + 2);
+			if (n2) {
+				rr[n] = ',';
+				rr[n + 1] = ' ';
+				n += 2 + n2;
+			}
+		}
 		if (n)
 			op.rr = sw_str_mk(rr, n);
 	}
@@ -1171,7 +1190,11 @@ static int indialog_target(struct req *r, const struct proxy_flow *flow, struct 
 {
 	memset(tg, 0, sizeof(*tg));
 	tg->upstream = -1;
+	tg->target = -1;
 	tg->skip_routes = 1;
+	struct sip_uri second;
+	if (proxy_route_nth(r->m, 1, &second) == 1 && is_our_address(r->w, &second))
+		tg->skip_routes = 2; /* RFC 5658 double Record-Route */
 	const struct sockaddr *src = req_src(r);
 	bool from_flow = flow->set && sockaddr_ip_eq(src, (const struct sockaddr *)&flow->addr) &&
 			 sw_sockaddr_port(src) == sw_sockaddr_port((const struct sockaddr *)&flow->addr);
@@ -1188,6 +1211,11 @@ static int indialog_target(struct req *r, const struct proxy_flow *flow, struct 
 	}
 	struct sip_uri next;
 	int rc = proxy_route_nth(r->m, 1, &next);
+	if (rc == 1 && is_our_address(r->w, &next)) {
+		/* RFC 5658: the other half of our double Record-Route */
+		tg->skip_routes = 2;
+		rc = proxy_route_nth(r->m, 2, &next);
+	}
 	if (rc == 1)
 		return uri_dest(&next, &tg->dest);
 	return uri_dest(&r->m->ruri, &tg->dest);
@@ -1368,7 +1396,7 @@ void route_proxy_ack(struct req *r)
 	bool v6 = strchr(host, ':') != NULL;
 	snprintf(via, sizeof(via), "SIP/2.0/%s %s%s%s:%u;branch=%.*s;rport", proto_via(tg.dest.proto),
 		 v6 ? "[" : "", host, v6 ? "]" : "", port, (int)bl, br);
-	struct fwd_opts op = { .via = sw_str_c(via), .src = req_src(r), .skip_routes = 1 };
+	struct fwd_opts op = { .via = sw_str_c(via), .src = req_src(r), .skip_routes = tg.skip_routes };
 	struct sip_out o;
 	sip_out_init(&o, w->px->out, w->px->out_cap);
 	if (fwd_build(&o, m, &op) == 0)

@@ -316,12 +316,19 @@ def test_rechallenge_in_dialog_keeps_call(proxy_with, tmp_path):
 
 def test_tcp_upstream(proxy_with, tmp_path):
     """transport=tcp: sipwarden opens the connection to the PBX itself
-    (sw_tp_connect), the caller stays on UDP; ACK and BYE reuse it."""
+    (sw_tp_connect), the caller stays on UDP; ACK and BYE reuse it; a
+    double Record-Route names our UDP and TCP sides."""
     srv = proxy_with("sip:{pbx}:{pbx_port};transport=tcp")
     uac, rc, uas, rc_uas = call(srv, tmp_path, "proxy_uas", "proxy_uac", pbx_transport="t1")
     assert rc == 0 and rc_uas == 0, why(srv, uac, uas)
     m = uas.messages()
     assert "Via: SIP/2.0/TCP" in m, m
+    # RFC 5658: one Record-Route value per side (TCP towards the PBX on
+    # top, UDP towards the caller below); in-dialog requests drop both
+    rr = [l for l in m.splitlines() if l.startswith("Record-Route:")][0]
+    assert rr.index("transport=tcp") < rr.index("transport=udp"), rr
+    bye = m.split("BYE sip:", 1)[1].split("\n\n", 1)[0]
+    assert "swrr" not in bye, bye
 
 
 def test_tcp_upstream_refused_fails_over(proxy_with, tmp_path):
