@@ -7,36 +7,7 @@
 
 #include "base/str.h"
 #include "sip/fields.h"
-
-static bool is_wsp(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* RFC 3261 §25.1: LWS = [*WSP CRLF] 1*WSP. Returns the index after any
- * linear whitespace at i (a lone CR or LF not followed by WSP is not LWS). */
-static size_t skip_lws(const char *p, size_t n, size_t i)
-{
-	for (;;) {
-		if (i < n && is_wsp(p[i])) {
-			i++;
-		} else if (i + 2 < n && p[i] == '\r' && p[i + 1] == '\n' && is_wsp(p[i + 2])) {
-			i += 3;
-		} else if (i + 1 < n && p[i] == '\n' && is_wsp(p[i + 1])) {
-			i += 2;
-		} else {
-			return i;
-		}
-	}
-}
-
-/* RFC 3261 §25.1 token characters. */
-static bool is_token(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c && strchr("-.!%*_+`'~", c) != NULL;
-}
+#include "sip/lex.h"
 
 /* gen-value = token / host / quoted-string (RFC 3261 §25.1). Besides token
  * characters accept what hosts and uri-parameter values hold (':' '[' ']'
@@ -44,37 +15,6 @@ static bool is_token(unsigned char c)
 static bool is_pvalue(unsigned char c)
 {
 	return is_token(c) || (c && strchr(":[]/&$()", c) != NULL);
-}
-
-/* Skip a quoted-string starting at p[i] == '"'; returns the index after the
- * closing quote, or 0 when unterminated or holding a bare control char.
- * RFC 3261 §25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F). */
-static size_t skip_quoted(const char *p, size_t n, size_t i)
-{
-	for (i++; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c == '"')
-			return i + 1;
-		if (c == '\\') {
-			if (i + 1 >= n)
-				return 0;
-			c = (unsigned char)p[i + 1];
-			if (c == '\r' || c == '\n' || c > 0x7f)
-				return 0;
-			i++;
-			continue;
-		}
-		if (c == '\r' || c == '\n') {
-			size_t j = skip_lws(p, n, i);
-			if (j == i)
-				return 0;
-			i = j - 1;
-			continue;
-		}
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return 0;
-	}
-	return 0;
 }
 
 int sip_list_next(struct sw_str *rest, struct sw_str *elem)

@@ -5,38 +5,7 @@
 
 #include "base/str.h"
 #include "sip/fields.h"
-
-static bool is_wsp(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* LWS = [*WSP CRLF] 1*WSP (RFC 3261 §25.1); a bare CRLF is not LWS. */
-static size_t skip_lws(const char *p, size_t n, size_t i)
-{
-	for (;;) {
-		if (i < n && is_wsp(p[i]))
-			i++;
-		else if (i + 2 < n && p[i] == '\r' && p[i + 1] == '\n' && is_wsp(p[i + 2]))
-			i += 3;
-		else if (i + 1 < n && p[i] == '\n' && is_wsp(p[i + 1]))
-			i += 2;
-		else
-			return i;
-	}
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_token(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit((char)c))
-		return true;
-	return c && strchr("-.!%*_+`'~", c) != NULL;
-}
+#include "sip/lex.h"
 
 static bool all_token(struct sw_str s)
 {
@@ -44,38 +13,6 @@ static bool all_token(struct sw_str s)
 		if (!is_token((unsigned char)s.p[i]))
 			return false;
 	return s.len > 0;
-}
-
-/* quoted-string (RFC 3261 §25.1) from p[i] == '"'; index after the closing
- * quote, 0 when unterminated (RFC 4475 quotbal) or holding a bare control.
- * quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F): a quoted NUL is fine
- * (RFC 4475 intmeth). */
-static size_t skip_quoted(const char *p, size_t n, size_t i)
-{
-	for (i++; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c == '"')
-			return i + 1;
-		if (c == '\\') {
-			if (i + 1 >= n)
-				return 0;
-			c = (unsigned char)p[i + 1];
-			if (c == '\r' || c == '\n' || c > 0x7f)
-				return 0;
-			i++;
-			continue;
-		}
-		if (c == '\r' || c == '\n') {
-			size_t j = skip_lws(p, n, i);
-			if (j == i)
-				return 0;
-			i = j - 1;
-			continue;
-		}
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return 0;
-	}
-	return 0;
 }
 
 /* display-name = *(token LWS) / quoted-string: true when p[0..n) is tokens

@@ -5,38 +5,7 @@
 
 #include "base/str.h"
 #include "sip/fields.h"
-
-static bool is_wsp(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* LWS = [*WSP CRLF] 1*WSP (RFC 3261 §25.1); a bare CRLF is not LWS. */
-static size_t skip_lws(const char *p, size_t n, size_t i)
-{
-	for (;;) {
-		if (i < n && is_wsp(p[i]))
-			i++;
-		else if (i + 2 < n && p[i] == '\r' && p[i + 1] == '\n' && is_wsp(p[i + 2]))
-			i += 3;
-		else if (i + 1 < n && p[i] == '\n' && is_wsp(p[i + 1]))
-			i += 2;
-		else
-			return i;
-	}
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_token(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit((char)c))
-		return true;
-	return c && strchr("-.!%*_+`'~", c) != NULL;
-}
+#include "sip/lex.h"
 
 static size_t token_end(const char *p, size_t n, size_t i)
 {
