@@ -7,6 +7,7 @@
 
 #include "base/str.h"
 #include "config/auth_keys.h"
+#include "config/keys.h"
 
 _Static_assert(SW_MAX_REALMS <= AUTH_MAX_REALMS, "auth realm table too small");
 
@@ -30,19 +31,6 @@ int auth_algo_parse(struct sw_str s)
 		if (sw_str_ieq_c(s, algo_names[i]))
 			return i;
 	return -1;
-}
-
-static int whyf(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int whyf(char *why, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-	if (why && cap) {
-		va_start(ap, fmt);
-		vsnprintf(why, cap, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
 }
 
 void auth_realm_conf_defaults(struct auth_realm_conf *r)
@@ -101,39 +89,30 @@ int auth_alglist_parse(const char *value, struct auth_alglist *out, char *why, s
 	while (list_next(&value, &e)) {
 		int a = auth_algo_parse(e);
 		if (a < 0)
-			return whyf(why, whycap, "unknown algorithm \"%.*s\" (MD5, SHA-256, SHA-512-256, "
+			return config_why(why, whycap, "unknown algorithm \"%.*s\" (MD5, SHA-256, SHA-512-256, "
 				    "each optionally -sess)", SW_STR_FMT(e));
 		for (unsigned i = 0; i < out->n; i++)
 			if (out->v[i] == a)
-				return whyf(why, whycap, "algorithm %s listed twice", algo_names[a]);
+				return config_why(why, whycap, "algorithm %s listed twice", algo_names[a]);
 		out->v[out->n++] = (uint8_t)a;
 	}
 	if (!out->n)
-		return whyf(why, whycap, "empty algorithm list");
+		return config_why(why, whycap, "empty algorithm list");
 	return 0;
 }
 
 static int parse_bool(const char *v, bool *out, char *why, size_t cap)
 {
-	struct sw_str s = sw_str_trim(sw_str_c(v));
-	if (sw_str_ieq_c(s, "yes") || sw_str_ieq_c(s, "true") || sw_str_ieq_c(s, "on") ||
-	    sw_str_ieq_c(s, "1")) {
-		*out = true;
+	if (config_yesno(v, out) == 0)
 		return 0;
-	}
-	if (sw_str_ieq_c(s, "no") || sw_str_ieq_c(s, "false") || sw_str_ieq_c(s, "off") ||
-	    sw_str_ieq_c(s, "0")) {
-		*out = false;
-		return 0;
-	}
-	return whyf(why, cap, "expected yes or no, not \"%s\"", v);
+	return config_why(why, cap, "expected yes or no, not \"%s\"", v);
 }
 
 static int parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out, char *why, size_t cap)
 {
 	uint64_t x;
 	if (sw_str_to_u64(sw_str_trim(sw_str_c(v)), max, &x) < 0 || x < min)
-		return whyf(why, cap, "expected a number from %u to %u, not \"%s\"", min, max, v);
+		return config_why(why, cap, "expected a number from %u to %u, not \"%s\"", min, max, v);
 	*out = (uint32_t)x;
 	return 0;
 }
@@ -148,10 +127,10 @@ static int parse_qop(const char *v, uint8_t *out, char *why, size_t cap)
 		else if (sw_str_ieq_c(e, "auth-int"))
 			q |= AUTH_QOP_AUTH_INT;
 		else
-			return whyf(why, cap, "unknown qop \"%.*s\" (auth, auth-int)", SW_STR_FMT(e));
+			return config_why(why, cap, "unknown qop \"%.*s\" (auth, auth-int)", SW_STR_FMT(e));
 	}
 	if (!q)
-		return whyf(why, cap, "empty qop list (use allow_no_qop for RFC 2069 clients)");
+		return config_why(why, cap, "empty qop list (use allow_no_qop for RFC 2069 clients)");
 	*out = q;
 	return 0;
 }
@@ -182,17 +161,17 @@ static int parse_idmaps(struct sw_config *c, unsigned realm, const char *v, char
 	while (list_next(&v, &e)) {
 		const char *colon = memchr(e.p, ':', e.len);
 		if (!colon)
-			return whyf(why, cap, "identity: expected AUTHID:USER, not \"%.*s\"", SW_STR_FMT(e));
+			return config_why(why, cap, "identity: expected AUTHID:USER, not \"%.*s\"", SW_STR_FMT(e));
 		struct sw_str id = sw_str_trim(sw_str_mk(e.p, (size_t)(colon - e.p)));
 		struct sw_str user = sw_str_trim(sw_str_mk(colon + 1, e.len - (size_t)(colon - e.p) - 1));
 		if (!id.len || !user.len)
-			return whyf(why, cap, "identity: empty Auth ID or user in \"%.*s\"", SW_STR_FMT(e));
+			return config_why(why, cap, "identity: empty Auth ID or user in \"%.*s\"", SW_STR_FMT(e));
 		if (c->auth.nidmaps == AUTH_MAX_IDMAPS)
-			return whyf(why, cap, "at most %d identity mappings", AUTH_MAX_IDMAPS);
+			return config_why(why, cap, "at most %d identity mappings", AUTH_MAX_IDMAPS);
 		struct auth_idmap *m = &c->auth.idmaps[c->auth.nidmaps];
 		if (sw_str_copy(id, m->auth_id, sizeof(m->auth_id)) < 0 ||
 		    sw_str_copy(user, m->aor_user, sizeof(m->aor_user)) < 0)
-			return whyf(why, cap, "identity: name too long");
+			return config_why(why, cap, "identity: name too long");
 		m->realm = (uint16_t)realm;
 		c->auth.nidmaps++;
 	}
@@ -204,7 +183,7 @@ static int realm_key(struct sw_config *c, const char *name, const char *key, con
 {
 	int idx = find_realm(c, name);
 	if (idx < 0)
-		return whyf(why, cap, "realm \"%s\" is not defined", name);
+		return config_why(why, cap, "realm \"%s\" is not defined", name);
 	struct auth_realm_conf *r = &c->auth.realm[idx];
 	struct auth_realm_conf tmp;
 	if (!r->set) {
@@ -225,7 +204,7 @@ static int realm_key(struct sw_config *c, const char *name, const char *key, con
 		else if (sw_str_ieq_c(s, "deny"))
 			tmp.md5 = AUTH_MD5_DENY;
 		else
-			rc = whyf(why, cap, "md5 = allow, warn or deny, not \"%s\"", v);
+			rc = config_why(why, cap, "md5 = allow, warn or deny, not \"%s\"", v);
 	} else if (!strcmp(key, "qop")) {
 		rc = parse_qop(v, &tmp.qop, why, cap);
 	} else if (!strcmp(key, "allow_no_qop")) {
@@ -248,7 +227,7 @@ static int realm_key(struct sw_config *c, const char *name, const char *key, con
 		else if (sw_str_ieq_c(s, "reject") || sw_str_ieq_c(s, "403"))
 			tmp.after_failure = AUTH_FAIL_REJECT;
 		else
-			rc = whyf(why, cap, "after_failure = rechallenge or reject, not \"%s\"", v);
+			rc = config_why(why, cap, "after_failure = rechallenge or reject, not \"%s\"", v);
 	} else if (!strcmp(key, "max_failures")) {
 		rc = parse_u32(v, 1, 1000, &tmp.max_failures, why, cap);
 	} else if (!strcmp(key, "min_password_length")) {
@@ -269,13 +248,13 @@ static struct auth_profile *profile_get(struct sw_config *c, const char *name, c
 		if (!strcmp(c->auth.profiles[i].name, name))
 			return &c->auth.profiles[i];
 	if (c->auth.nprofiles == AUTH_MAX_PROFILES) {
-		whyf(why, cap, "at most %d profiles", AUTH_MAX_PROFILES);
+		config_why(why, cap, "at most %d profiles", AUTH_MAX_PROFILES);
 		return NULL;
 	}
 	struct auth_profile *p = &c->auth.profiles[c->auth.nprofiles];
 	memset(p, 0, sizeof(*p));
 	if (sw_str_copy(sw_str_c(name), p->name, sizeof(p->name)) < 0 || !*name) {
-		whyf(why, cap, "bad profile name");
+		config_why(why, cap, "bad profile name");
 		return NULL;
 	}
 	c->auth.nprofiles++;
@@ -301,9 +280,9 @@ static int profile_key(struct sw_config *c, const char *name, const char *key, c
 			if (!e.len)
 				continue;
 			if (p->nua == AUTH_MAX_UA_GLOBS)
-				return whyf(why, cap, "at most %d User-Agent patterns", AUTH_MAX_UA_GLOBS);
+				return config_why(why, cap, "at most %d User-Agent patterns", AUTH_MAX_UA_GLOBS);
 			if (sw_str_copy(e, p->ua[p->nua], sizeof(p->ua[0])) < 0)
-				return whyf(why, cap, "User-Agent pattern too long");
+				return config_why(why, cap, "User-Agent pattern too long");
 			p->nua++;
 		}
 		return 0;
@@ -312,9 +291,9 @@ static int profile_key(struct sw_config *c, const char *name, const char *key, c
 		if (!e.len)
 			continue;
 		if (p->nsrc == AUTH_MAX_PROFILE_CIDRS)
-			return whyf(why, cap, "at most %d networks", AUTH_MAX_PROFILE_CIDRS);
+			return config_why(why, cap, "at most %d networks", AUTH_MAX_PROFILE_CIDRS);
 		if (sw_cidr_parse(e, &p->src[p->nsrc]) < 0)
-			return whyf(why, cap, "not a network: \"%.*s\"", SW_STR_FMT(e));
+			return config_why(why, cap, "not a network: \"%.*s\"", SW_STR_FMT(e));
 		p->nsrc++;
 	}
 	return 0;
@@ -327,13 +306,13 @@ static int auth_section_key(struct sw_config *c, const char *key, const char *v,
 		struct sw_str s = sw_str_trim(sw_str_c(v));
 		uint8_t buf[AUTH_SECRET_MAX];
 		if (s.len % 2 || s.len < 32 || s.len > 2 * AUTH_SECRET_MAX)
-			return whyf(why, cap, "nonce_secret: 32 to %d hex digits (16+ random bytes)",
+			return config_why(why, cap, "nonce_secret: 32 to %d hex digits (16+ random bytes)",
 				    2 * AUTH_SECRET_MAX);
 		for (size_t i = 0; i < s.len; i += 2) {
 			int h = hexval(s.p[i]), l = hexval(s.p[i + 1]);
 			if (h < 0 || l < 0) {
 				memset(buf, 0, sizeof(buf));
-				return whyf(why, cap, "nonce_secret: not hexadecimal");
+				return config_why(why, cap, "nonce_secret: not hexadecimal");
 			}
 			buf[i / 2] = (uint8_t)(h << 4 | l);
 		}
@@ -345,7 +324,7 @@ static int auth_section_key(struct sw_config *c, const char *key, const char *v,
 	if (!strcmp(key, "nonce_secret_file")) {
 		struct sw_str s = sw_str_trim(sw_str_c(v));
 		if (!s.len || sw_str_copy(s, a->nonce_secret_file, sizeof(a->nonce_secret_file)) < 0)
-			return whyf(why, cap, "nonce_secret_file: empty or too long");
+			return config_why(why, cap, "nonce_secret_file: empty or too long");
 		return 0;
 	}
 	if (!strcmp(key, "nonce_slots"))
@@ -383,23 +362,23 @@ int config_auth_finish(const struct sw_config *c, char *why, size_t whycap)
 	for (unsigned k = 0; k < a->nprofiles; k++) {
 		const struct auth_profile *p = &a->profiles[k];
 		if (!p->algs.n)
-			return whyf(why, whycap, "[profile %s] needs algorithms = …", p->name);
+			return config_why(why, whycap, "[profile %s] needs algorithms = …", p->name);
 		if (!p->nua && !p->nsrc)
-			return whyf(why, whycap, "[profile %s] needs match_user_agent or match_source",
+			return config_why(why, whycap, "[profile %s] needs match_user_agent or match_source",
 				    p->name);
 	}
 	for (unsigned i = 0; i < c->nrealms; i++) {
 		const struct auth_realm_conf *r = config_auth_realm(c, i);
 		if (!alglist_usable(&r->algs, r->md5))
-			return whyf(why, whycap, "[realm %s]: md5 = deny leaves no algorithm to offer",
+			return config_why(why, whycap, "[realm %s]: md5 = deny leaves no algorithm to offer",
 				    c->realms[i].name);
 		for (unsigned k = 0; k < a->nprofiles; k++)
 			if (!alglist_usable(&a->profiles[k].algs, r->md5))
-				return whyf(why, whycap, "[profile %s] offers only MD5, which [realm %s] denies",
+				return config_why(why, whycap, "[profile %s] offers only MD5, which [realm %s] denies",
 					    a->profiles[k].name, c->realms[i].name);
 	}
 	if (a->nonce_secret_len && a->nonce_secret_file[0])
-		return whyf(why, whycap, "[auth]: set nonce_secret or nonce_secret_file, not both");
+		return config_why(why, whycap, "[auth]: set nonce_secret or nonce_secret_file, not both");
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "base/str.h"
 #include "config/config-t.h"
 #include "config/guard_keys.h"
+#include "config/keys.h"
 
 /* enum sip_method order (sip/sip-t.h); config sits below sip/, so the
  * names are listed here as config.c does for transports. */
@@ -29,17 +30,6 @@ static const char default_uas[] =
 	"friendly-scanner*, sipvicious*, *sipvicious*, sipcli*, VaxSIPUserAgent*, pplsip*, "
 	"sundayddr*, iWar*, SIVuS*, Gulp*, sipv*, smap*, PortSIP VoIP SDK*, "
 	"*friendly-scanner*";
-
-static int why_set(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int why_set(char *why, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, cap, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 /* Split "a, b ,c" into trimmed non-empty items; fn returns 0 or -EINVAL. */
 static int each_item(const char *value, int (*fn)(void *ctx, struct sw_str item), void *ctx)
@@ -208,24 +198,11 @@ static int rate_parse(const char *s, uint32_t *per_hour)
 	return 0;
 }
 
-static int yesno(const char *s, bool *out)
-{
-	if (strcmp(s, "yes") == 0 || strcmp(s, "true") == 0 || strcmp(s, "on") == 0) {
-		*out = true;
-		return 0;
-	}
-	if (strcmp(s, "no") == 0 || strcmp(s, "false") == 0 || strcmp(s, "off") == 0) {
-		*out = false;
-		return 0;
-	}
-	return -EINVAL;
-}
-
 static int uint_key(const char *key, const char *value, uint64_t min, uint64_t max, uint64_t *out,
 		    char *why, size_t whycap)
 {
 	if (sw_str_to_u64(sw_str_trim(sw_str_c(value)), max, out) < 0 || *out < min)
-		return why_set(why, whycap, "%s: expected a whole number from %llu to %llu, got \"%s\"", key,
+		return config_why(why, whycap, "%s: expected a whole number from %llu to %llu, got \"%s\"", key,
 			       (unsigned long long)min, (unsigned long long)max, value);
 	return 0;
 }
@@ -302,7 +279,7 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 				return rc;
 			rc_->burst = (uint32_t)n;
 		} else if (rate_parse(value, &rc_->per_hour) < 0) {
-			return why_set(why, whycap, "%s: expected a rate such as 20/s, 600/m or 100/h "
+			return config_why(why, whycap, "%s: expected a rate such as 20/s, 600/m or 100/h "
 				       "(or off), got \"%s\"", key, value);
 		}
 		return 0;
@@ -313,7 +290,7 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 			continue;
 		uint32_t s;
 		if (guard_duration_parse(value, &s) < 0 || s < d->min || s > d->max)
-			return why_set(why, whycap, "%s: expected a duration such as 600, 10m, 1h or 1d, "
+			return config_why(why, whycap, "%s: expected a duration such as 600, 10m, 1h or 1d, "
 				       "got \"%s\"", key, value);
 		memcpy((char *)g + d->off, &s, sizeof(s));
 		return 0;
@@ -330,8 +307,8 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 	}
 	if (strcmp(key, "enabled") == 0 || strcmp(key, "greylist") == 0 || strcmp(key, "flood_ban") == 0) {
 		bool b;
-		if (yesno(value, &b) < 0)
-			return why_set(why, whycap, "%s: expected yes or no, got \"%s\"", key, value);
+		if (config_yesno(value, &b) < 0)
+			return config_why(why, whycap, "%s: expected yes or no, got \"%s\"", key, value);
 		if (key[0] == 'e')
 			g->enabled = b;
 		else if (key[0] == 'g')
@@ -345,7 +322,7 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 		g->ntrusted = 0;
 		if ((rc = each_item(value, add_cidr, g)) < 0) {
 			g->ntrusted = old; /* entries past old may be clobbered; the load fails anyway */
-			return why_set(why, whycap, rc == -ENOSPC ? "trusted: at most %d networks"
+			return config_why(why, whycap, rc == -ENOSPC ? "trusted: at most %d networks"
 							       : "trusted: expected addresses or CIDR prefixes "
 								 "(at most %d), comma-separated",
 				       GUARD_MAX_TRUSTED);
@@ -370,7 +347,7 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 		else if (strcmp(value, "drop") == 0)
 			g->over_limit_drop = true;
 		else
-			return why_set(why, whycap, "over_limit: expected 503 or drop, got \"%s\"", value);
+			return config_why(why, whycap, "over_limit: expected 503 or drop, got \"%s\"", value);
 		return 0;
 	}
 	if (strcmp(key, "flood_action") == 0) {
@@ -381,7 +358,7 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 		else if (strcmp(value, "tarpit") == 0)
 			g->flood_action = GUARD_FLOOD_TARPIT;
 		else
-			return why_set(why, whycap, "flood_action: expected drop, 403 or tarpit, got \"%s\"", value);
+			return config_why(why, whycap, "flood_action: expected drop, 403 or tarpit, got \"%s\"", value);
 		return 0;
 	}
 	if (strcmp(key, "unknown_method") == 0 || strcmp(key, "geo_action") == 0) {
@@ -392,14 +369,14 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 		else if (strcmp(value, "drop") == 0)
 			*st = 0;
 		else
-			return why_set(why, whycap, "%s: expected %s or drop, got \"%s\"", key, code, value);
+			return config_why(why, whycap, "%s: expected %s or drop, got \"%s\"", key, code, value);
 		return 0;
 	}
 	/* List keys replace the whole list, and only when all of it is valid. */
 	if (strcmp(key, "methods") == 0) {
 		uint32_t mask = 0;
 		if (each_item(value, add_method, &mask) < 0 || !mask)
-			return why_set(why, whycap, "methods: expected SIP method names (upper-case) from %s, "
+			return config_why(why, whycap, "methods: expected SIP method names (upper-case) from %s, "
 				       "PUBLISH", default_methods);
 		g->methods = mask;
 		return 0;
@@ -411,14 +388,14 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 			return 0;
 		if (each_item(value, add_ua, g) < 0) {
 			g->nua = old;
-			return why_set(why, whycap, "scanner_user_agents: at most %d patterns, %d characters",
+			return config_why(why, whycap, "scanner_user_agents: at most %d patterns, %d characters",
 				       GUARD_MAX_UA, GUARD_UA_BUF);
 		}
 		return 0;
 	}
 	if (strcmp(key, "geo_db") == 0) {
 		if (snprintf(g->geo_db, sizeof(g->geo_db), "%s", value) >= (int)sizeof(g->geo_db))
-			return why_set(why, whycap, "geo_db: path too long");
+			return config_why(why, whycap, "geo_db: path too long");
 		return 0;
 	}
 	if (strcmp(key, "geo_allow") == 0 || strcmp(key, "geo_deny") == 0) {
@@ -428,7 +405,7 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 		*cl.n = 0;
 		if (each_item(value, add_country, &cl) < 0) {
 			*cl.n = old;
-			return why_set(why, whycap, "%s: expected ISO 3166-1 alpha-2 country codes "
+			return config_why(why, whycap, "%s: expected ISO 3166-1 alpha-2 country codes "
 				       "(at most %d), e.g. DE, FR", key, GUARD_MAX_COUNTRIES);
 		}
 		return 0;
@@ -439,7 +416,7 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 		else if (strcmp(value, "deny") == 0)
 			g->geo_unknown_deny = true;
 		else
-			return why_set(why, whycap, "geo_unknown: expected allow or deny, got \"%s\"", value);
+			return config_why(why, whycap, "geo_unknown: expected allow or deny, got \"%s\"", value);
 		return 0;
 	}
 	return -ENOENT;
@@ -448,17 +425,17 @@ int guard_conf_key(struct sw_guard_conf *g, const char *key, const char *value, 
 int guard_conf_finish(const struct sw_guard_conf *g, char *why, size_t whycap)
 {
 	if (g->ban_max_time_s < g->ban_time_s)
-		return why_set(why, whycap, "[guard] ban_max_time is below ban_time");
+		return config_why(why, whycap, "[guard] ban_max_time is below ban_time");
 	if (g->ban_after && g->ban_after_known < g->ban_after)
-		return why_set(why, whycap, "[guard] ban_after_known is below ban_after");
+		return config_why(why, whycap, "[guard] ban_after_known is below ban_after");
 	if ((g->ngeo_allow || g->ngeo_deny || g->geo_unknown_deny) && !g->geo_db[0])
-		return why_set(why, whycap, "[guard] geo_allow/geo_deny/geo_unknown need geo_db");
+		return config_why(why, whycap, "[guard] geo_allow/geo_deny/geo_unknown need geo_db");
 	if (g->flood_pps && g->flood_burst < 1)
-		return why_set(why, whycap, "[guard] flood_burst must be at least 1");
+		return config_why(why, whycap, "[guard] flood_burst must be at least 1");
 	for (unsigned i = 0; i < g->ngeo_allow; i++)
 		for (unsigned j = 0; j < g->ngeo_deny; j++)
 			if (memcmp(g->geo_allow[i], g->geo_deny[j], 2) == 0)
-				return why_set(why, whycap, "[guard] %s is in both geo_allow and geo_deny",
+				return config_why(why, whycap, "[guard] %s is in both geo_allow and geo_deny",
 					       g->geo_allow[i]);
 	return 0;
 }

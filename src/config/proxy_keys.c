@@ -9,20 +9,8 @@
 #include <strings.h>
 
 #include "base/str.h"
+#include "config/keys.h"
 #include "config/proxy_keys.h"
-
-static int whyf(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int whyf(char *why, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-	if (why && cap) {
-		va_start(ap, fmt);
-		vsnprintf(why, cap, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 void proxy_conf_default(struct sw_proxy_conf *p)
 {
@@ -34,18 +22,6 @@ void proxy_conf_default(struct sw_proxy_conf *p)
 	p->down_s = 30;
 	p->max_branches = 8;
 	p->max_calls = 4096;
-}
-
-static int parse_bool(const char *v, bool *out)
-{
-	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "on"))
-		*out = true;
-	else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0") ||
-		 !strcasecmp(v, "off"))
-		*out = false;
-	else
-		return -EINVAL;
-	return 0;
 }
 
 static int parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out)
@@ -66,7 +42,7 @@ int proxy_hop_parse(const char *uri, struct proxy_hop *h, char *why, size_t whyc
 		s.len -= 2;
 	}
 	if (!sw_str_iprefix(s, "sip:"))
-		return whyf(why, whycap, "expected sip:HOST[:PORT][;transport=udp|tcp], got \"%s\"", uri);
+		return config_why(why, whycap, "expected sip:HOST[:PORT][;transport=udp|tcp], got \"%s\"", uri);
 	s.p += 4;
 	s.len -= 4;
 	const char *at = memchr(s.p, '@', s.len);
@@ -81,11 +57,11 @@ int proxy_hop_parse(const char *uri, struct proxy_hop *h, char *why, size_t whyc
 	if (hp.len && hp.p[0] == '[') {
 		const char *rb = memchr(hp.p, ']', hp.len);
 		if (!rb)
-			return whyf(why, whycap, "unbalanced [ in \"%s\"", uri);
+			return config_why(why, whycap, "unbalanced [ in \"%s\"", uri);
 		host = sw_str_mk(hp.p + 1, (size_t)(rb - hp.p - 1));
 		if ((size_t)(rb + 1 - hp.p) < hp.len) {
 			if (rb[1] != ':')
-				return whyf(why, whycap, "junk after ] in \"%s\"", uri);
+				return config_why(why, whycap, "junk after ] in \"%s\"", uri);
 			port = sw_str_mk(rb + 2, hp.len - (size_t)(rb + 2 - hp.p));
 		}
 	} else {
@@ -95,11 +71,11 @@ int proxy_hop_parse(const char *uri, struct proxy_hop *h, char *why, size_t whyc
 			port = sw_str_mk(colon + 1, hp.len - (size_t)(colon + 1 - hp.p));
 	}
 	if (!host.len || sw_str_copy(host, h->host, sizeof(h->host)) < 0)
-		return whyf(why, whycap, "empty or overlong host in \"%s\"", uri);
+		return config_why(why, whycap, "empty or overlong host in \"%s\"", uri);
 	if (port.p) {
 		uint64_t p;
 		if (sw_str_to_u64(port, 65535, &p) < 0 || p == 0)
-			return whyf(why, whycap, "bad port in \"%s\"", uri);
+			return config_why(why, whycap, "bad port in \"%s\"", uri);
 		h->port = (uint16_t)p;
 	}
 	h->proto = 0; /* udp */
@@ -115,7 +91,7 @@ int proxy_hop_parse(const char *uri, struct proxy_hop *h, char *why, size_t whyc
 			else if (sw_str_ieq_c(t, "tcp"))
 				h->proto = 1;
 			else
-				return whyf(why, whycap, "transport must be udp or tcp in \"%s\"", uri);
+				return config_why(why, whycap, "transport must be udp or tcp in \"%s\"", uri);
 			h->explicit_proto = true;
 		}
 		params = n ? sw_str_mk(n, params.len - (size_t)(n - params.p)) : sw_str_mk(params.p + one.len, 0);
@@ -145,13 +121,13 @@ static struct proxy_upstream_conf *upstream(struct sw_proxy_conf *p, const char 
 		if (strcmp(p->up[i].name, name) == 0)
 			return &p->up[i];
 	if (p->nup == PROXY_MAX_UPSTREAMS) {
-		whyf(why, whycap, "at most %d upstreams", PROXY_MAX_UPSTREAMS);
+		config_why(why, whycap, "at most %d upstreams", PROXY_MAX_UPSTREAMS);
 		return NULL;
 	}
 	struct proxy_upstream_conf *u = &p->up[p->nup];
 	memset(u, 0, sizeof(*u));
 	if (snprintf(u->name, sizeof(u->name), "%s", name) >= (int)sizeof(u->name)) {
-		whyf(why, whycap, "upstream name too long");
+		config_why(why, whycap, "upstream name too long");
 		return NULL;
 	}
 	p->nup++;
@@ -165,13 +141,13 @@ static struct proxy_trunk_conf *trunk(struct sw_proxy_conf *p, const char *name,
 		if (strcmp(p->trunks[i].name, name) == 0)
 			return &p->trunks[i];
 	if (p->ntrunks == PROXY_MAX_TRUNKS) {
-		whyf(why, whycap, "at most %d trunks", PROXY_MAX_TRUNKS);
+		config_why(why, whycap, "at most %d trunks", PROXY_MAX_TRUNKS);
 		return NULL;
 	}
 	struct proxy_trunk_conf *t = &p->trunks[p->ntrunks];
 	memset(t, 0, sizeof(*t));
 	if (snprintf(t->name, sizeof(t->name), "%s", name) >= (int)sizeof(t->name)) {
-		whyf(why, whycap, "trunk name too long");
+		config_why(why, whycap, "trunk name too long");
 		return NULL;
 	}
 	memcpy(t->user, t->name, sizeof(t->user)); /* same size, NUL-terminated above */
@@ -192,14 +168,14 @@ static int trunk_match(struct sw_proxy_conf *p, struct proxy_trunk_conf *t, cons
 		if (!item.len)
 			continue;
 		if (p->ncidrs == PROXY_MAX_CIDRS)
-			return whyf(why, whycap, "at most %d trunk networks in all", PROXY_MAX_CIDRS);
+			return config_why(why, whycap, "at most %d trunk networks in all", PROXY_MAX_CIDRS);
 		struct proxy_trunk_cidr *c = &p->cidrs[p->ncidrs];
 		if (sw_cidr_parse(item, &c->c) < 0)
-			return whyf(why, whycap, "\"%.*s\" is not an address or CIDR prefix", SW_STR_FMT(item));
+			return config_why(why, whycap, "\"%.*s\" is not an address or CIDR prefix", SW_STR_FMT(item));
 		for (unsigned i = 0; i < p->ncidrs; i++)
 			if (p->cidrs[i].c.family == c->c.family && p->cidrs[i].c.bits == c->c.bits &&
 			    memcmp(p->cidrs[i].c.addr, c->c.addr, 16) == 0)
-				return whyf(why, whycap, "\"%.*s\" is already listed for trunk %s",
+				return config_why(why, whycap, "\"%.*s\" is already listed for trunk %s",
 					    SW_STR_FMT(item), p->trunks[p->cidrs[i].trunk].name);
 		c->trunk = idx;
 		p->ncidrs++;
@@ -220,7 +196,7 @@ static int trunk_key(struct sw_proxy_conf *p, struct proxy_trunk_conf *t, const 
 				t->auth = (uint8_t)i;
 				return 0;
 			}
-		return whyf(why, whycap, "expected ip, digest, ip+digest or ip-or-digest, got \"%s\"", value);
+		return config_why(why, whycap, "expected ip, digest, ip+digest or ip-or-digest, got \"%s\"", value);
 	}
 	if (strcmp(key, "uri") == 0) {
 		t->has_uri = true;
@@ -228,12 +204,12 @@ static int trunk_key(struct sw_proxy_conf *p, struct proxy_trunk_conf *t, const 
 	}
 	if (strcmp(key, "user") == 0) {
 		if (!*value || snprintf(t->user, sizeof(t->user), "%s", value) >= (int)sizeof(t->user))
-			return whyf(why, whycap, "empty or too long");
+			return config_why(why, whycap, "empty or too long");
 		return 0;
 	}
 	if (strcmp(key, "domain") == 0) {
 		if (!*value || snprintf(t->domain, sizeof(t->domain), "%s", value) >= (int)sizeof(t->domain))
-			return whyf(why, whycap, "empty or too long");
+			return config_why(why, whycap, "empty or too long");
 		return 0;
 	}
 	if (strcmp(key, "prefix") == 0) {
@@ -246,9 +222,9 @@ static int trunk_key(struct sw_proxy_conf *p, struct proxy_trunk_conf *t, const 
 			if (!item.len)
 				continue;
 			if (t->nprefix == PROXY_MAX_PREFIXES)
-				return whyf(why, whycap, "at most %d prefixes", PROXY_MAX_PREFIXES);
+				return config_why(why, whycap, "at most %d prefixes", PROXY_MAX_PREFIXES);
 			if (sw_str_copy(item, t->prefix[t->nprefix], sizeof(t->prefix[0])) < 0)
-				return whyf(why, whycap, "prefix too long");
+				return config_why(why, whycap, "prefix too long");
 			t->nprefix++;
 		}
 		return 0;
@@ -267,8 +243,8 @@ static int proxy_key(struct sw_proxy_conf *p, const char *key, const char *value
 	else if (strcmp(key, "local_calls") == 0)
 		flag = &p->local_calls;
 	if (flag) {
-		if (parse_bool(value, flag) < 0)
-			return whyf(why, whycap, "expected yes or no, got \"%s\"", value);
+		if (config_yesno(value, flag) < 0)
+			return config_why(why, whycap, "expected yes or no, got \"%s\"", value);
 		return 0;
 	}
 	struct { const char *k; uint32_t *f; uint32_t min, max; } nums[] = {
@@ -282,7 +258,7 @@ static int proxy_key(struct sw_proxy_conf *p, const char *key, const char *value
 		if (strcmp(key, nums[i].k) != 0)
 			continue;
 		if (parse_u32(value, nums[i].min, nums[i].max, nums[i].f) < 0)
-			return whyf(why, whycap, "expected a whole number from %u to %u, got \"%s\"",
+			return config_why(why, whycap, "expected a whole number from %u to %u, got \"%s\"",
 				    nums[i].min, nums[i].max, value);
 		return 0;
 	}
@@ -291,13 +267,13 @@ static int proxy_key(struct sw_proxy_conf *p, const char *key, const char *value
 		size_t n = strspn(value, "0123456789abcdefABCDEF.:[], ");
 		if (!*value || value[n] || snprintf(p->dns_servers, sizeof(p->dns_servers), "%s", value) >=
 						    (int)sizeof(p->dns_servers))
-			return whyf(why, whycap, "expected IP[:PORT], ... got \"%s\"", value);
+			return config_why(why, whycap, "expected IP[:PORT], ... got \"%s\"", value);
 		return 0;
 	}
 	if (strcmp(key, "secret_file") == 0) {
 		if (!*value || snprintf(p->secret_file, sizeof(p->secret_file), "%s", value) >=
 				       (int)sizeof(p->secret_file))
-			return whyf(why, whycap, "empty or too long");
+			return config_why(why, whycap, "empty or too long");
 		return 0;
 	}
 	return -ENOENT;
@@ -316,7 +292,7 @@ int config_proxy_key(struct sw_config *c, const char *kind, const char *name, co
 	if (strcmp(kind, "proxy") == 0)
 		return proxy_key(p, key, value, why, whycap);
 	if (!*name)
-		return whyf(why, whycap, "[%s] needs a name: [%s NAME]", kind, kind);
+		return config_why(why, whycap, "[%s] needs a name: [%s NAME]", kind, kind);
 	if (strcmp(kind, "upstream") == 0) {
 		struct proxy_upstream_conf *u = upstream(p, name, why, whycap);
 		if (!u)
@@ -341,17 +317,17 @@ int config_proxy_finish(struct sw_config *c, char *why, size_t whycap)
 		return 0;
 	for (unsigned i = 0; i < p->nup; i++)
 		if (!p->up[i].hop.host[0])
-			return whyf(why, whycap, "[upstream %s] needs uri = sip:HOST:PORT",
+			return config_why(why, whycap, "[upstream %s] needs uri = sip:HOST:PORT",
 				    p->up[i].name);
 	for (unsigned i = 0; i < p->ntrunks; i++) {
 		const struct proxy_trunk_conf *t = &p->trunks[i];
 		if (t->auth != TRUNK_AUTH_DIGEST && t->ncidrs == 0)
-			return whyf(why, whycap, "[trunk %s]: auth = %s needs match = CIDR, ...",
+			return config_why(why, whycap, "[trunk %s]: auth = %s needs match = CIDR, ...",
 				    t->name,
 				    t->auth == TRUNK_AUTH_IP ? "ip" : t->auth == TRUNK_AUTH_IP_AND_DIGEST ?
 				    "ip+digest" : "ip-or-digest");
 		if ((t->domain[0] || t->nprefix) && !t->has_uri)
-			return whyf(why, whycap, "[trunk %s]: domain/prefix route calls to "
+			return config_why(why, whycap, "[trunk %s]: domain/prefix route calls to "
 				    "the trunk: give its uri", t->name);
 	}
 	return 0;
