@@ -1321,8 +1321,8 @@ void route_proxy(struct req *r)
 		struct pctx *c = px_begin(r);
 		if (!c)
 			return;
-		if (cfg->proxy.rechallenge_in_dialog && user_side)
-			c->realm = auth_realm_for(cfg, m);
+		/* credentials for our realm never leave us, in a dialog too */
+		c->realm = auth_realm_for(cfg, m);
 		px_branch(w, c, m, &tg);
 		px_started(r, c, "dialog");
 		return;
@@ -1397,6 +1397,12 @@ void route_proxy_ack(struct req *r)
 	snprintf(via, sizeof(via), "SIP/2.0/%s %s%s%s:%u;branch=%.*s;rport", proto_via(tg.dest.proto),
 		 v6 ? "[" : "", host, v6 ? "]" : "", port, (int)bl, br);
 	struct fwd_opts op = { .via = sw_str_c(via), .src = req_src(r), .skip_routes = tg.skip_routes };
+	/* An ACK to a 2xx repeats the INVITE's credentials (RFC 3261 §22.1):
+	 * ours must not reach the callee, who could guess the password
+	 * offline from them. */
+	int realm = auth_realm_for(w->cfg, m);
+	if (realm >= 0)
+		op.realm = sw_str_c(w->cfg->realms[realm].name);
 	struct sip_out o;
 	sip_out_init(&o, w->px->out, w->px->out_cap);
 	if (fwd_build(&o, m, &op) == 0)

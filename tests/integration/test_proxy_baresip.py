@@ -14,9 +14,9 @@ goes directly between the two on loopback. Every process is ended by PID
 and bounded in time.
 
 The call runs once (module fixture); test_callee_never_sees_callers_credentials
-is a strict xfail for a known server bug: alice's Proxy-Authorization for
-our realm is stripped from the INVITE but forwarded to bob in the 2xx ACK
-and the BYE (in-dialog path). Drop the marker when that is fixed."""
+checks that alice's Proxy-Authorization for our realm reaches bob in
+none of the INVITE, the 2xx ACK and the BYE (baresip repeats it in all
+three)."""
 
 import json
 import os
@@ -366,8 +366,6 @@ def test_alice_calls_bob_through_sipwarden(call):
     assert find(b, "tx", "SIP/2.0 200", cseq="BYE"), why
 
 
-@pytest.mark.xfail(strict=True, reason="sipwarden forwards the caller's Proxy-Authorization "
-                   "for its own realm in in-dialog requests (2xx ACK, BYE) to the callee")
 def test_callee_never_sees_callers_credentials(call):
     """RFC 3261 §22.3 / README: credentials for our realm are consumed here
     and never forwarded. baresip repeats its Proxy-Authorization in the ACK
