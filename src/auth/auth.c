@@ -950,15 +950,18 @@ int auth_check(struct auth_worker *w, const struct sip_msg *m, const struct sock
 	pthread_rwlock_rdlock(&a->snap_lk);
 	const struct creds_ent *e = res->userhash ? creds_snap_find_uh(a->snap, h, r->name, user) :
 				    creds_snap_find(a->snap, user, r->name);
-	const char *ha1 = a->dummy_ha1[h];
+	const unsigned char *hb = NULL;   /* the snapshot keeps HA1 in binary */
+	char ha1[DIGEST_HEX_MAX];
 	if (!e)
 		fail = AUTH_R_UNKNOWN_USER;
-	else if (!e->enabled)
+	else if (!creds_ent_enabled(e))
 		fail = AUTH_R_DISABLED;
-	else if (!e->ha1_len[h])
+	else if (!(hb = creds_ent_ha1(e, h)))
 		fail = AUTH_R_NO_HASH;
+	if (hb)
+		digest_tohex(hb, digest_len(h), ha1);
 	else
-		ha1 = e->ha1[h];
+		memcpy(ha1, a->dummy_ha1[h], sizeof(ha1));
 	struct digest_in din = {
 		.algo = (enum auth_algo)algo,
 		.ha1 = { ha1, 2 * digest_len(h) },
@@ -971,9 +974,10 @@ int auth_check(struct auth_worker *w, const struct sip_msg *m, const struct sock
 		.body = m->body,
 	};
 	int rc = digest_response(w->md, &din, expect);
+	sw_cleanse(ha1, sizeof(ha1));
 	if (!rc && e && !fail) {
-		memcpy(res->user, e->user, (size_t)e->ulen + 1u);
-		snprintf(aors, sizeof(aors), "%s", e->aors);
+		memcpy(res->user, creds_ent_user(e), (size_t)e->ulen + 1u);
+		snprintf(aors, sizeof(aors), "%s", creds_ent_aors(e));
 	}
 	pthread_rwlock_unlock(&a->snap_lk);
 	if (rc) {

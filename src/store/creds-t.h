@@ -27,18 +27,24 @@ struct creds_row {
 	char source[16];                       /* "cli", "kamailio" */
 };
 
-/* One entry of an in-memory snapshot; strings are NUL-terminated and owned
- * by the snapshot. */
+/* One entry of an in-memory snapshot (issue 6: built for 1M users). Entries
+ * live back to back in one arena per snapshot, 4-byte aligned, no
+ * allocation per user. Read them through the creds_ent_* accessors
+ * (creds.h). After the header: the username and the AORs, each
+ * NUL-terminated (first, so a lookup touches one cache line), then the
+ * present hashes in binary (16 bytes for MD5, 32 for the others), HA1s
+ * then userhashes, in column order. */
 struct creds_ent {
-	const char *user;
-	const char *realm;
-	const char *aors;
-	uint16_t ulen, rlen;
-	bool enabled;
-	uint8_t ha1_len[CREDS_ALGS];           /* 0 when absent */
-	char ha1[CREDS_ALGS][CREDS_HEX_MAX];
-	char uh[CREDS_ALGS][CREDS_HEX_MAX];
+	uint32_t realm;      /* index into the snapshot's realm table */
+	uint16_t alen;       /* strlen(aors) < CREDS_AORS_MAX */
+	uint8_t ulen;        /* strlen(user) < CREDS_USER_MAX */
+	uint8_t flags;       /* CREDS_ENT_* */
+	unsigned char d[];
 };
+
+#define CREDS_ENT_ENABLED 0x01u
+#define CREDS_ENT_HA1(alg) (0x02u << (alg))
+#define CREDS_ENT_UH(alg) (0x02u << (CREDS_ALGS + (alg)))
 
 struct creds_db;     /* one SQLite connection */
 struct creds_snap;   /* immutable snapshot with keyed-hash indexes */

@@ -44,6 +44,16 @@ const struct creds_ent *creds_snap_find(const struct creds_snap *s, struct sw_st
 const struct creds_ent *creds_snap_find_uh(const struct creds_snap *s, unsigned alg,
 					   struct sw_str realm, struct sw_str uh);
 
+/* An entry's fields. Hashes are binary, creds_hash_len(alg) bytes (the
+ * hex of the DB is decoded once, at load); NULL when the column is empty
+ * or was not valid hex. The pointers live as long as the snapshot. */
+unsigned creds_hash_len(unsigned alg);                  /* 16 or 32 */
+const char *creds_ent_user(const struct creds_ent *e);  /* NUL-terminated, e->ulen */
+const char *creds_ent_aors(const struct creds_ent *e);  /* NUL-terminated, e->alen */
+bool creds_ent_enabled(const struct creds_ent *e);
+const unsigned char *creds_ent_ha1(const struct creds_ent *e, unsigned alg);
+const unsigned char *creds_ent_uh(const struct creds_ent *e, unsigned alg);
+
 /* Lower-case hex of the right length for column alg (32 or 64 digits). */
 bool creds_hex_valid(unsigned alg, const char *hex);
 

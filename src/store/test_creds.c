@@ -139,22 +139,46 @@ static void test_snapshot(void **state)
 	assert_int_equal(creds_snap_count(s), 201);
 	const struct creds_ent *e = creds_snap_find(s, SW_STR_LIT("u17"), SW_STR_LIT("pbx.example.com"));
 	assert_non_null(e);
-	assert_string_equal(e->user, "u17");
-	assert_true(e->enabled);
-	assert_int_equal(e->ha1_len[0], 32);
-	assert_int_equal(e->ha1_len[1], 64);
-	assert_int_equal(e->ha1_len[2], 0);
+	assert_string_equal(creds_ent_user(e), "u17");
+	assert_int_equal(e->ulen, 3);
+	assert_string_equal(creds_ent_aors(e), "");
+	assert_true(creds_ent_enabled(e));
+	/* hashes in binary, decoded once at load */
+	const unsigned char *h = creds_ent_ha1(e, 0);
+	assert_non_null(h);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(h[i], 0xbb);
+	h = creds_ent_ha1(e, 1);
+	assert_non_null(h);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(h[i], 0xbb);
+	assert_null(creds_ent_ha1(e, 2));
+	assert_null(creds_ent_ha1(e, 3));
+	h = creds_ent_uh(e, 0);
+	assert_non_null(h);
+	assert_int_equal(h[0], 0xaa);
+	assert_int_equal(h[15], 0xaa);
+	assert_null(creds_ent_uh(e, 2));
+	assert_false(creds_ent_enabled(creds_snap_find(s, SW_STR_LIT("u18"), SW_STR_LIT("pbx.example.com"))));
 	assert_null(creds_snap_find(s, SW_STR_LIT("U17"), SW_STR_LIT("pbx.example.com")));
 	assert_null(creds_snap_find(s, SW_STR_LIT("u17"), SW_STR_LIT("lab.example.com")));
 	assert_null(creds_snap_find(s, SW_STR_LIT("u1"), SW_STR_LIT("7pbx.example.com")));
 	e = creds_snap_find(s, SW_STR_LIT("bad"), SW_STR_LIT("pbx.example.com"));
 	assert_non_null(e);
-	assert_int_equal(e->ha1_len[0], 0);
+	assert_null(creds_ent_ha1(e, 0));
+	assert_null(creds_ent_ha1(e, 1));
+	assert_null(creds_ent_uh(e, 1));
+	assert_non_null(creds_ent_uh(e, 0));   /* that column was valid */
 	/* by userhash, hex in either case */
 	char uh[65];
 	e = creds_snap_find(s, SW_STR_LIT("u123"), SW_STR_LIT("pbx.example.com"));
 	assert_non_null(e);
-	snprintf(uh, sizeof(uh), "%s", e->uh[1]);
+	h = creds_ent_uh(e, 1);
+	assert_non_null(h);
+	for (int i = 0; i < 32; i++)
+		snprintf(uh + 2 * i, 3, "%02x", h[i]);
+	assert_int_equal(uh[0], 'c');
+	assert_int_equal(uh[1], '3');
 	assert_ptr_equal(creds_snap_find_uh(s, 1, SW_STR_LIT("pbx.example.com"), sw_str_c(uh)), e);
 	for (char *p = uh; *p; p++)
 		if (*p >= 'a' && *p <= 'f')
@@ -162,6 +186,11 @@ static void test_snapshot(void **state)
 	assert_ptr_equal(creds_snap_find_uh(s, 1, SW_STR_LIT("pbx.example.com"), sw_str_c(uh)), e);
 	assert_null(creds_snap_find_uh(s, 1, SW_STR_LIT("lab.example.com"), sw_str_c(uh)));
 	assert_null(creds_snap_find_uh(s, 0, SW_STR_LIT("pbx.example.com"), sw_str_c(uh)));
+	assert_null(creds_snap_find_uh(s, 3, SW_STR_LIT("pbx.example.com"), sw_str_c(uh)));
+	uh[5] = 'g';   /* not hex */
+	assert_null(creds_snap_find_uh(s, 1, SW_STR_LIT("pbx.example.com"), sw_str_c(uh)));
+	uh[63] = '\0';
+	assert_null(creds_snap_find_uh(s, 1, SW_STR_LIT("pbx.example.com"), sw_str_c(uh)));
 	creds_snap_free(s);
 	creds_db_close(db);
 
@@ -169,6 +198,62 @@ static void test_snapshot(void **state)
 	assert_int_equal(creds_snap_build(NULL, 0, &s), 0);
 	assert_null(creds_snap_find(s, SW_STR_LIT("x"), SW_STR_LIT("y")));
 	creds_snap_free(s);
+}
+
+/* Many users over several realms (the same usernames in each), enough
+ * to grow the arena and both indexes several times; oversized and empty
+ * values as the old row copy read them. */
+static void test_snapshot_many(void **state)
+{
+	(void)state;
+	enum { N = 20000, REALMS = 5 };
+	struct creds_row *rows = calloc(N, sizeof(*rows));
+	struct creds_snap *s;
+	assert_non_null(rows);
+	for (int i = 0; i < N; i++) {
+		struct creds_row *r = &rows[i];
+		snprintf(r->username, sizeof(r->username), "%d", i / REALMS);
+		snprintf(r->realm, sizeof(r->realm), "t%d.example.com", i % REALMS);
+		for (int a = 0; a < 3; a++) {
+			size_t n = a ? 64 : 32;
+			for (size_t k = 0; k < n; k++) {
+				r->ha1[a][k] = "0123456789abcdef"[(i + (int)k + a) % 16];
+				r->uh[a][k] = "0123456789abcdef"[(i * 7 + (int)k * 3 + a) % 16];
+			}
+			snprintf(r->uh[a], 9, "%08x", (unsigned)i);
+			r->uh[a][8] = 'e';
+		}
+		if (i % 3 == 0)
+			snprintf(r->aors, sizeof(r->aors), "%d, x%d@other.example", i, i);
+		r->enabled = true;
+	}
+	memset(rows[7].username, 'u', sizeof(rows[7].username));   /* not terminated */
+	assert_int_equal(creds_snap_build(rows, N, &s), 0);
+	assert_int_equal(creds_snap_count(s), N);
+	for (int i = 0; i < N; i++) {
+		const struct creds_row *r = &rows[i];
+		if (i == 7)
+			continue;
+		const struct creds_ent *e = creds_snap_find(s, sw_str_c(r->username), sw_str_c(r->realm));
+		assert_non_null(e);
+		assert_string_equal(creds_ent_user(e), r->username);
+		assert_string_equal(creds_ent_aors(e), r->aors);
+		for (unsigned a = 0; a < 3; a++) {
+			char hex[65];
+			const unsigned char *h = creds_ent_ha1(e, a);
+			assert_non_null(h);
+			for (unsigned k = 0; k < creds_hash_len(a); k++)
+				snprintf(hex + 2 * k, 3, "%02x", h[k]);
+			assert_string_equal(hex, r->ha1[a]);
+			assert_ptr_equal(creds_snap_find_uh(s, a, sw_str_c(r->realm), sw_str_c(r->uh[a])), e);
+		}
+	}
+	/* the unterminated username counts as "" */
+	assert_non_null(creds_snap_find(s, SW_STR_LIT(""), SW_STR_LIT("t2.example.com")));
+	assert_null(creds_snap_find(s, SW_STR_LIT("4000"), SW_STR_LIT("t9.example.com")));
+	assert_null(creds_snap_find(s, SW_STR_LIT("40000"), SW_STR_LIT("t1.example.com")));
+	creds_snap_free(s);
+	free(rows);
 }
 
 static void test_change_detection(void **state)
@@ -202,6 +287,10 @@ static void test_hex_valid(void **state)
 	assert_false(creds_hex_valid(0, "0123456789ABCDEF0123456789abcdef"));
 	assert_false(creds_hex_valid(1, "0123456789abcdef0123456789abcdef"));
 	assert_false(creds_hex_valid(0, ""));
+	assert_false(creds_hex_valid(0, "0123456789abcdef0123456789abcdef0"));
+	assert_false(creds_hex_valid(0, "0123456789abcdeg0123456789abcdef"));
+	assert_true(creds_hex_valid(2, "0123456789abcdef0123456789abcdef"
+				       "0123456789abcdef0123456789abcdef"));
 }
 
 int main(void)
@@ -209,6 +298,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+		cmocka_unit_test(test_snapshot_many),
 		cmocka_unit_test_setup_teardown(test_change_detection, setup, teardown),
 		cmocka_unit_test(test_hex_valid),
 	};
