@@ -166,8 +166,13 @@ int worker_start(struct sw_worker *w)
 
 void worker_stop(struct sw_worker *w)
 {
-	/* Thread-safe with evthread_use_pthreads() (called in server_run). */
-	event_base_loopbreak(w->base);
+	/* Thread-safe with evthread_use_pthreads() (called in server_run).
+	 * loopexit, not loopbreak: loopbreak only sets a flag that
+	 * event_base_loop clears when it starts, so a stop that came before
+	 * the worker thread reached its loop was lost and join hung (seen on
+	 * a loaded CI machine: SIGTERM right after start-up was ignored).
+	 * loopexit queues an event that ends the loop whenever it runs. */
+	event_base_loopexit(w->base, NULL);
 }
 
 void worker_join(struct sw_worker *w)
