@@ -56,7 +56,7 @@ void config_defaults(struct sw_config *c)
 	 * 30k/s; entries are 128 bytes, touched only when first used */
 	c->max_transactions = 1048576;
 	c->txn_memory = 512ull << 20;
-	c->tp = (struct sw_tp_conf){ .limits = c->limits, .tcp_idle_s = 300, .tcp_max_conns = 4096,
+	c->tp = (struct sw_tp_conf){ .limits = c->limits, .tcp_idle_s = 300, .tcp_message_s = 20, .tcp_max_conns = 4096,
 				     .tcp_max_conns_per_ip = 64, .udp_batch = 32 };
 	c->timers = (struct sip_timers){ .t1_ms = 500, .t2_ms = 4000, .t4_ms = 5000 };
 	c->reg = (struct reg_conf){ .min_expires = 60, .max_expires = 3600, .default_expires = 3600,
@@ -258,6 +258,7 @@ static void tcp_key(struct loader *ld, const char *key, const char *value)
 {
 	struct sw_config *c = ld->c;
 	UINT_KEY("idle_timeout", c->tp.tcp_idle_s, 1, 86400)
+	UINT_KEY("message_timeout", c->tp.tcp_message_s, 0, 3600)
 	UINT_KEY("max_connections", c->tp.tcp_max_conns, 1, 1000000)
 	UINT_KEY("max_connections_per_ip", c->tp.tcp_max_conns_per_ip, 1, 1000000)
 	fail(ld, "unknown key \"%s\" in [tcp]", key);

@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "sip/parse.h"
 #include "transport/tp-int.h"
 
@@ -318,6 +319,7 @@ int tp_tcp_close(struct sw_tp *tp, uint32_t conn_id)
 static void deliver(struct tp_conn *c, const char *buf, size_t len)
 {
 	struct sw_tp *tp = c->tp;
+	c->delivered++;
 	struct sw_rx rx = {
 		.buf = buf,
 		.len = len,
@@ -502,6 +504,28 @@ static int conn_in_room(struct tp_conn *c)
 	return 0;
 }
 
+/* Slowloris: the idle timeout restarts with every byte, so a peer sending
+ * one byte a second holds a connection forever. A message that has begun
+ * must be complete within tcp_message_s. progressed: a message was
+ * delivered, so what is left in the buffer began just now. */
+static int message_deadline(struct tp_conn *c, bool progressed)
+{
+	unsigned limit = c->tp->conf.tcp_message_s;
+	if (c->in_len == 0 || limit == 0) {
+		c->msg_start_ms = 0;
+		return 0;
+	}
+	uint64_t now = sw_now_ms();
+	if (progressed || c->msg_start_ms == 0) {
+		c->msg_start_ms = now;
+		return 0;
+	}
+	if (now - c->msg_start_ms <= (uint64_t)limit * 1000)
+		return 0;
+	conn_close(c, CLOSE_IDLE);
+	return -ETIMEDOUT;
+}
+
 static void conn_read(struct tp_conn *c, int fd)
 {
 	for (unsigned round = 0; round < TCP_READ_BUDGET && !c->closing; round++) {
@@ -524,7 +548,10 @@ static void conn_read(struct tp_conn *c, int fd)
 			return;
 		}
 		c->in_len += (size_t)n;
+		uint64_t before = c->delivered;
 		conn_process(c);
+		if (!c->closing && message_deadline(c, before != c->delivered) < 0)
+			return;
 		if ((size_t)n < room)
 			return;
 	}

@@ -48,6 +48,8 @@ struct tp_conn {
 	size_t scanned;                 /* bytes searched for the header end */
 	size_t scan_hdr;                /* header section length, 0 = not yet */
 	size_t need;                    /* frame again at this length (hint) */
+	uint64_t msg_start_ms;          /* when the incomplete message at in[0] began, 0 = none */
+	uint64_t delivered;             /* messages handed to on_rx */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	struct sockaddr_storage local;

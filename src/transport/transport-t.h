@@ -28,6 +28,8 @@ typedef void (*sw_rx_fn)(void *ctx, const struct sw_rx *rx);
 struct sw_tp_conf {
 	struct sip_limits limits;      /* max_msg bounds stream buffers */
 	unsigned tcp_idle_s;           /* close idle connections (default 300; registrations refresh) */
+	unsigned tcp_message_s;        /* a started message must be complete within this
+	                                * (default 20; slowloris), 0 = no limit */
 	unsigned tcp_max_conns;        /* per worker (default 4096) */
 	unsigned tcp_max_conns_per_ip; /* per worker (default 64) */
 	unsigned udp_batch;            /* recvmmsg/sendmmsg batch (default 32) */

@@ -43,6 +43,7 @@ void sw_tp_conf_default(struct sw_tp_conf *c)
 	memset(c, 0, sizeof(*c));
 	sip_limits_default(&c->limits);
 	c->tcp_idle_s = 300;
+	c->tcp_message_s = 20;
 	c->tcp_max_conns = 4096;
 	c->tcp_max_conns_per_ip = 64;
 	c->udp_batch = 32;

@@ -286,6 +286,36 @@ def test_slowloris(hs):
     assert serving(hs)
 
 
+def test_slowloris_closed_by_message_timeout(make_server):
+    """The idle timeout restarts with every byte, so it cannot stop a
+    client trickling one byte a second; [tcp] message_timeout can: a
+    message that has begun is complete within it or the connection goes."""
+    srv = make_server(extra="[tcp]\nmessage_timeout = 3\nidle_timeout = 60\n")
+    head = (b"OPTIONS sip:%s:%d SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.4:5060;branch=z9hG4bKtrickle\r\n"
+            % (srv.addr[0].encode(), srv.addr[1]))
+    c = _connect(srv, "127.0.0.4")
+    closed_at = None
+    start = time.monotonic()
+    try:
+        for i in range(10):
+            try:
+                c.send(head[i:i + 1])
+                c.settimeout(0.9)
+                if c.recv(1) == b"":
+                    closed_at = time.monotonic() - start
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                closed_at = time.monotonic() - start
+                break
+    finally:
+        c.close()
+    assert closed_at is not None, "a connection trickling one byte a second stayed open 10 s"
+    assert closed_at >= 2.5, "closed after %.1f s, before message_timeout" % closed_at
+    assert serving(srv)
+
+
 def test_idle_connections_past_the_limit_are_reaped(hs):
     """More idle connections than max_connections (from several addresses):
     the extra ones are closed at once, the rest after idle_timeout; then new
