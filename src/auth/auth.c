@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+
+/* Longest cnonce accepted (quotes excluded). */
+#define AUTH_CNONCE_MAX 256
 #include "auth/digest.h"
 #include "auth/nonce.h"
 #include "base/clock.h"
@@ -898,7 +901,11 @@ int auth_check(struct auth_worker *w, const struct sip_msg *m, const struct sock
 			return 0;
 		}
 		ncs = c.v[SIP_AP_NC];
+		/* A cnonce is a client nonce, not a payload: real clients send
+		 * 8-64 characters. Bound it so nobody makes us hash kilobytes
+		 * per request (STYLE.md §8). */
 		if (!ncs.p || !c.v[SIP_AP_CNONCE].p || parse_nc(ncs, &nc) < 0 ||
+		    c.v[SIP_AP_CNONCE].len > AUTH_CNONCE_MAX ||
 		    sip_auth_unq(&c, SIP_AP_CNONCE, cbuf, sizeof(cbuf), &cnonce) < 0) {
 			reject(res, 400, AUTH_R_MALFORMED);
 			return 0;
