@@ -192,9 +192,9 @@ static int realm_key(struct sw_config *c, const char *name, const char *key, con
 	}
 	tmp = *r;
 	int rc;
-	if (!strcmp(key, "algorithms")) {
+	if (config_key_is(key, "algorithms")) {
 		rc = auth_alglist_parse(v, &tmp.algs, why, cap);
-	} else if (!strcmp(key, "md5")) {
+	} else if (config_key_is(key, "md5")) {
 		struct sw_str s = sw_str_trim(sw_str_c(v));
 		rc = 0;
 		if (sw_str_ieq_c(s, "allow"))
@@ -205,21 +205,21 @@ static int realm_key(struct sw_config *c, const char *name, const char *key, con
 			tmp.md5 = AUTH_MD5_DENY;
 		else
 			rc = config_why(why, cap, "md5 = allow, warn or deny, not \"%s\"", v);
-	} else if (!strcmp(key, "qop")) {
+	} else if (config_key_is(key, "qop")) {
 		rc = parse_qop(v, &tmp.qop, why, cap);
-	} else if (!strcmp(key, "allow_no_qop")) {
+	} else if (config_key_is(key, "allow_no_qop")) {
 		rc = parse_bool(v, &tmp.allow_no_qop, why, cap);
-	} else if (!strcmp(key, "userhash")) {
+	} else if (config_key_is(key, "userhash")) {
 		rc = parse_bool(v, &tmp.userhash, why, cap);
-	} else if (!strcmp(key, "bind_nonce_to_ip")) {
+	} else if (config_key_is(key, "bind_nonce_to_ip")) {
 		rc = parse_bool(v, &tmp.bind_nonce_to_ip, why, cap);
-	} else if (!strcmp(key, "opaque")) {
+	} else if (config_key_is(key, "opaque")) {
 		rc = parse_bool(v, &tmp.opaque, why, cap);
-	} else if (!strcmp(key, "identity_check")) {
+	} else if (config_key_is(key, "identity_check")) {
 		rc = parse_bool(v, &tmp.identity_check, why, cap);
-	} else if (!strcmp(key, "nonce_lifetime")) {
+	} else if (config_key_is(key, "nonce_lifetime")) {
 		rc = parse_u32(v, 10, 86400, &tmp.nonce_lifetime, why, cap);
-	} else if (!strcmp(key, "after_failure")) {
+	} else if (config_key_is(key, "after_failure")) {
 		struct sw_str s = sw_str_trim(sw_str_c(v));
 		rc = 0;
 		if (sw_str_ieq_c(s, "rechallenge"))
@@ -228,11 +228,11 @@ static int realm_key(struct sw_config *c, const char *name, const char *key, con
 			tmp.after_failure = AUTH_FAIL_REJECT;
 		else
 			rc = config_why(why, cap, "after_failure = rechallenge or reject, not \"%s\"", v);
-	} else if (!strcmp(key, "max_failures")) {
+	} else if (config_key_is(key, "max_failures")) {
 		rc = parse_u32(v, 1, 1000, &tmp.max_failures, why, cap);
-	} else if (!strcmp(key, "min_password_length")) {
+	} else if (config_key_is(key, "min_password_length")) {
 		rc = parse_u32(v, 8, 128, &tmp.min_password, why, cap);
-	} else if (!strcmp(key, "identity")) {
+	} else if (config_key_is(key, "identity")) {
 		return parse_idmaps(c, (unsigned)idx, v, why, cap);
 	} else {
 		return -ENOENT;
@@ -265,17 +265,17 @@ static int profile_key(struct sw_config *c, const char *name, const char *key, c
 		       char *why, size_t cap)
 {
 	struct sw_str e;
-	if (strcmp(key, "match_user_agent") && strcmp(key, "match_source") &&
-	    strcmp(key, "algorithms") && strcmp(key, "qop"))
+	if (!config_key_is(key, "match_user_agent") && !config_key_is(key, "match_source") &&
+	    !config_key_is(key, "algorithms") && !config_key_is(key, "qop"))
 		return -ENOENT;
 	struct auth_profile *p = profile_get(c, name, why, cap);
 	if (!p)
 		return -EINVAL;
-	if (!strcmp(key, "algorithms"))
+	if (config_key_is(key, "algorithms"))
 		return auth_alglist_parse(v, &p->algs, why, cap);
-	if (!strcmp(key, "qop"))
+	if (config_key_is(key, "qop"))
 		return parse_qop(v, &p->qop, why, cap);
-	if (!strcmp(key, "match_user_agent")) {
+	if (config_key_is(key, "match_user_agent")) {
 		while (list_next(&v, &e)) {
 			if (!e.len)
 				continue;
@@ -302,7 +302,7 @@ static int profile_key(struct sw_config *c, const char *name, const char *key, c
 static int auth_section_key(struct sw_config *c, const char *key, const char *v, char *why, size_t cap)
 {
 	struct sw_auth_conf *a = &c->auth;
-	if (!strcmp(key, "nonce_secret")) {
+	if (config_key_is(key, "nonce_secret")) {
 		struct sw_str s = sw_str_trim(sw_str_c(v));
 		uint8_t buf[AUTH_SECRET_MAX];
 		if (s.len % 2 || s.len < 32 || s.len > 2 * AUTH_SECRET_MAX)
@@ -321,15 +321,15 @@ static int auth_section_key(struct sw_config *c, const char *key, const char *v,
 		memset(buf, 0, sizeof(buf));
 		return 0;
 	}
-	if (!strcmp(key, "nonce_secret_file")) {
+	if (config_key_is(key, "nonce_secret_file")) {
 		struct sw_str s = sw_str_trim(sw_str_c(v));
 		if (!s.len || sw_str_copy(s, a->nonce_secret_file, sizeof(a->nonce_secret_file)) < 0)
 			return config_why(why, cap, "nonce_secret_file: empty or too long");
 		return 0;
 	}
-	if (!strcmp(key, "nonce_slots"))
+	if (config_key_is(key, "nonce_slots"))
 		return parse_u32(v, 1024, 1u << 24, &a->nonce_slots, why, cap);
-	if (!strcmp(key, "retry_after"))
+	if (config_key_is(key, "retry_after"))
 		return parse_u32(v, 1, 3600, &a->retry_after, why, cap);
 	return -ENOENT;
 }

@@ -187,9 +187,9 @@ static int trunk_match(struct sw_proxy_conf *p, struct proxy_trunk_conf *t, cons
 static int trunk_key(struct sw_proxy_conf *p, struct proxy_trunk_conf *t, const char *key,
 		     const char *value, char *why, size_t whycap)
 {
-	if (strcmp(key, "match") == 0)
+	if (config_key_is(key, "match"))
 		return trunk_match(p, t, value, why, whycap);
-	if (strcmp(key, "auth") == 0) {
+	if (config_key_is(key, "auth")) {
 		static const char *const names[] = { "ip", "digest", "ip+digest", "ip-or-digest" };
 		for (unsigned i = 0; i < 4; i++)
 			if (strcmp(value, names[i]) == 0) {
@@ -198,21 +198,21 @@ static int trunk_key(struct sw_proxy_conf *p, struct proxy_trunk_conf *t, const 
 			}
 		return config_why(why, whycap, "expected ip, digest, ip+digest or ip-or-digest, got \"%s\"", value);
 	}
-	if (strcmp(key, "uri") == 0) {
+	if (config_key_is(key, "uri")) {
 		t->has_uri = true;
 		return proxy_hop_parse(value, &t->hop, why, whycap);
 	}
-	if (strcmp(key, "user") == 0) {
+	if (config_key_is(key, "user")) {
 		if (!*value || snprintf(t->user, sizeof(t->user), "%s", value) >= (int)sizeof(t->user))
 			return config_why(why, whycap, "empty or too long");
 		return 0;
 	}
-	if (strcmp(key, "domain") == 0) {
+	if (config_key_is(key, "domain")) {
 		if (!*value || snprintf(t->domain, sizeof(t->domain), "%s", value) >= (int)sizeof(t->domain))
 			return config_why(why, whycap, "empty or too long");
 		return 0;
 	}
-	if (strcmp(key, "prefix") == 0) {
+	if (config_key_is(key, "prefix")) {
 		struct sw_str rest = sw_str_c(value);
 		while (rest.len) {
 			const char *comma = memchr(rest.p, ',', rest.len);
@@ -236,11 +236,11 @@ static int proxy_key(struct sw_proxy_conf *p, const char *key, const char *value
 		     size_t whycap)
 {
 	bool *flag = NULL;
-	if (strcmp(key, "record_route") == 0)
+	if (config_key_is(key, "record_route"))
 		flag = &p->record_route;
-	else if (strcmp(key, "rechallenge_in_dialog") == 0)
+	else if (config_key_is(key, "rechallenge_in_dialog"))
 		flag = &p->rechallenge_in_dialog;
-	else if (strcmp(key, "local_calls") == 0)
+	else if (config_key_is(key, "local_calls"))
 		flag = &p->local_calls;
 	if (flag) {
 		if (config_yesno(value, flag) < 0)
@@ -262,7 +262,7 @@ static int proxy_key(struct sw_proxy_conf *p, const char *key, const char *value
 				    nums[i].min, nums[i].max, value);
 		return 0;
 	}
-	if (strcmp(key, "dns_servers") == 0) {
+	if (config_key_is(key, "dns_servers")) {
 		/* c-ares parses it (resolve.c); only address characters get there */
 		size_t n = strspn(value, "0123456789abcdefABCDEF.:[], ");
 		if (!*value || value[n] || snprintf(p->dns_servers, sizeof(p->dns_servers), "%s", value) >=
@@ -270,7 +270,7 @@ static int proxy_key(struct sw_proxy_conf *p, const char *key, const char *value
 			return config_why(why, whycap, "expected IP[:PORT], ... got \"%s\"", value);
 		return 0;
 	}
-	if (strcmp(key, "secret_file") == 0) {
+	if (config_key_is(key, "secret_file")) {
 		if (!*value || snprintf(p->secret_file, sizeof(p->secret_file), "%s", value) >=
 				       (int)sizeof(p->secret_file))
 			return config_why(why, whycap, "empty or too long");
@@ -297,7 +297,7 @@ int config_proxy_key(struct sw_config *c, const char *kind, const char *name, co
 		struct proxy_upstream_conf *u = upstream(p, name, why, whycap);
 		if (!u)
 			return -EINVAL;
-		if (strcmp(key, "uri") == 0)
+		if (config_key_is(key, "uri"))
 			return proxy_hop_parse(value, &u->hop, why, whycap);
 		return -ENOENT;
 	}

@@ -18,6 +18,12 @@
 #include "server/cmd_user.h"
 #include "store/creds.h"
 
+/* Option names, not secrets. */
+static inline bool arg_is(const char *a, const char *name)
+{
+	return strcmp(a, name) == 0;
+}
+
 #define PW_MAX 1024
 #define GEN_LEN 24
 
@@ -47,15 +53,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+		if (arg_is(a, "-c") || arg_is(a, "--config")) {
 			i++; /* read by main */
-		} else if (!strcmp(a, "--password-stdin")) {
+		} else if (arg_is(a, "--password-stdin")) {
 			o->pw_stdin = true;
-		} else if (!strcmp(a, "--generate")) {
+		} else if (arg_is(a, "--generate")) {
 			o->generate = true;
-		} else if (!strcmp(a, "--replace")) {
+		} else if (arg_is(a, "--replace")) {
 			o->replace = true;
-		} else if (!strcmp(a, "--aor") && i + 1 < argc) {
+		} else if (arg_is(a, "--aor") && i + 1 < argc) {
 			o->aors = argv[++i];
 		} else if (a[0] == '-' && a[1]) {
 			fprintf(stderr, "sipwarden user: unknown option %s\n", a);
