@@ -565,15 +565,23 @@ ssize_t sip_parse(const char *buf, size_t len, enum sip_parse_mode mode,
 		rc = fail(err, 0, 400, "bad start line", -EBADMSG);
 		goto out;
 	}
-	if (eol > lim->max_line) {
-		rc = fail(err, 0, 513, "start line too long", -EMSGSIZE);
-		goto out;
-	}
 	struct sw_str l = sw_str_mk(buf, eol);
-	if (msg->is_request)
+	if (eol > lim->max_line) {
+		/* RFC 3261 §21.4.12: a request line this long carries a
+		 * Request-URI too long to handle: 414. The headers are still
+		 * read so that the answer can be addressed (it is never
+		 * routed: the request line was not parsed). A response this
+		 * long is dropped. */
+		if (!msg->is_request) {
+			rc = fail(err, 0, 0, "start line too long", -EMSGSIZE);
+			goto out;
+		}
+		rc = fail(err, 0, 414, "Request-URI too long", -EMSGSIZE);
+	} else if (msg->is_request) {
 		rc = parse_request_line(l, msg, err);
-	else
+	} else {
 		rc = parse_status_line(l, msg, err);
+	}
 	s.pos = next;
 
 	unsigned cap = hdr_cap < lim->max_headers ? hdr_cap : lim->max_headers;

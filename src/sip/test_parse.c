@@ -321,6 +321,20 @@ static void limits(void **state)
 	memset(big, 'a', sizeof(big));
 	assert_int_equal(parse_mode(big, sizeof(big), SIP_PARSE_DGRAM), -EMSGSIZE);
 	assert_int_equal(err.status, 513);
+	/* a request line over max_line: 414, headers still read for the reply */
+	{
+		static char line[9300];
+		size_t n = (size_t)snprintf(line, sizeof(line), "OPTIONS sip:");
+		memset(line + n, 'u', 9000);
+		n += 9000;
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+				      "@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKlong\r\n"
+				      "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n"
+				      "Call-ID: long@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+		assert_int_equal(parse_mode(line, n, SIP_PARSE_DGRAM), -EMSGSIZE);
+		assert_int_equal(err.status, 414);
+		assert_true(msg.replyable);
+	}
 	/* one header line (with folding counted) */
 	lim.max_line = 64;
 	assert_int_equal(parse(REQ("X-A: 0123456789012345678901234567890123456789\r\n"
