@@ -41,10 +41,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "latency.h"
+
 #define BATCH 64
 #define MSG_MAX 2048
 #define RX_MAX 4096
-#define HIST_US 200000          /* 1 µs buckets up to 200 ms, then overflow */
 #define MAX_SOCKS 256
 #define NONCE_MAX 96
 #define OPAQUE_MAX 48
@@ -93,7 +94,6 @@ static size_t hexlen;
 static char ha2[HEX_MAX];
 static struct user *users;
 
-static uint64_t hist[HIST_US + 1];
 static uint64_t n_ok, n_other, n_timeout, n_sent, n_stray, n_rechal, n_stale, n_noalg;
 static uint64_t by_status[700];
 static bool measuring;
@@ -102,13 +102,6 @@ static bool verbose;
  * the last run's (RFC 3261 §10.3 step 7); the Contact has no port, so every
  * run refreshes the same binding instead of adding one (max_bindings_per_aor). */
 static uint32_t run_id;            /* AUTHBENCH_VERBOSE=1: say which requests time out */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void usage(void)
 {
@@ -282,36 +275,6 @@ static bool take_challenge(const struct opts *o, const char *p, size_t n, struct
 		q = le;
 	}
 	return false;
-}
-
-static void record(uint64_t lat_ns)
-{
-	uint64_t us = lat_ns / 1000;
-	hist[us > HIST_US ? HIST_US : us]++;
-}
-
-static double pct(uint64_t total, double q)
-{
-	if (!total)
-		return 0;
-	uint64_t want = (uint64_t)(q * (double)total);
-	if (want >= total)
-		want = total - 1;
-	uint64_t acc = 0;
-	for (unsigned i = 0; i <= HIST_US; i++) {
-		acc += hist[i];
-		if (acc > want)
-			return i / 1000.0;
-	}
-	return HIST_US / 1000.0;
-}
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 /* utime + stime of a process in seconds; -1 when unreadable */

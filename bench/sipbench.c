@@ -24,9 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "latency.h"
+
 #define BATCH 64
 #define MSG_MAX 1024
-#define HIST_US 200000          /* 1 µs buckets up to 200 ms, then overflow */
 #define MAX_SOCKS 256
 
 struct slot {
@@ -51,14 +52,6 @@ struct opts {
 	unsigned expires;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t hist[HIST_US + 1];
 static uint64_t n_ok, n_other, n_timeout, n_sent, n_stray;
 static uint64_t by_status[700];  /* final answers by status code */
 static uint32_t *cseq;          /* per user */
@@ -148,36 +141,6 @@ static bool parse_reply(const char *p, size_t n, unsigned *status,
 		tmp[k++] = *b++;
 	tmp[k] = 0;
 	return sscanf(tmp, "%u.%u.%u", s, i, seq) == 3;
-}
-
-static void record(uint64_t lat_ns)
-{
-	uint64_t us = lat_ns / 1000;
-	hist[us > HIST_US ? HIST_US : us]++;
-}
-
-static double pct(uint64_t total, double q)
-{
-	if (!total)
-		return 0;
-	uint64_t want = (uint64_t)(q * (double)total);
-	if (want >= total)
-		want = total - 1;
-	uint64_t acc = 0;
-	for (unsigned i = 0; i <= HIST_US; i++) {
-		acc += hist[i];
-		if (acc > want)
-			return i / 1000.0;
-	}
-	return HIST_US / 1000.0;
-}
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 int main(int argc, char **argv)
