@@ -47,6 +47,30 @@ def free_port(host="127.0.0.1"):
     raise RuntimeError("no free port")
 
 
+def _bindable(host, port):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(fam, kind)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def free_sip_port(host="127.0.0.1"):
+    """A SIP listen port for baresip: it binds UDP and TCP on the port and
+    TLS on the port + 1, so both must be free (a busy P+1 made baresip
+    fail to start now and then)."""
+    for _ in range(50):
+        port = free_port(host)
+        if port < 65535 and _bindable(host, port + 1):
+            return port
+    raise RuntimeError("no free port pair")
+
+
 def have_ipv6_loopback():
     try:
         s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)

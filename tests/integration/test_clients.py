@@ -10,7 +10,7 @@ import time
 import pytest
 
 import sipwire
-from conftest import free_port, run_bounded, tool
+from conftest import free_port, free_sip_port, run_bounded, tool
 
 SIPP_DIR = pathlib.Path(__file__).resolve().parent / "sipp"
 DOMAIN = "example.test"
@@ -157,7 +157,7 @@ def test_baresip_registers(server, tmp_path, transport):
     mods = _baresip_modules_dir()
     cfg = tmp_path / "baresip"
     cfg.mkdir()
-    sip_port = free_port()
+    sip_port = free_sip_port()
     (cfg / "config").write_text(
         BARESIP_CONFIG.format(sip_port=sip_port).replace(
             "/usr/lib/baresip/modules", mods))

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import sipwire
-from conftest import Server, free_port, run_bounded, tool
+from conftest import Server, free_port, free_sip_port, run_bounded, tool
 from sipdigest import DigestUA, auth_events, log_mark, user_add, wait_auth_event
 
 SIPP_DIR = pathlib.Path(__file__).resolve().parent / "sipp"
@@ -181,7 +181,7 @@ def _run_baresip(srv, tmp_path, user, password, transport, until, seconds=10):
     baresip = tool("baresip")
     cfg = tmp_path / ("baresip-%s-%s" % (user, "ok" if password != WRONG else "wrong"))
     cfg.mkdir()
-    (cfg / "config").write_text(BARESIP_CONFIG.format(sip_port=free_port(),
+    (cfg / "config").write_text(BARESIP_CONFIG.format(sip_port=free_sip_port(),
                                                       mods=_baresip_modules_dir()))
     (cfg / "accounts").write_text(
         '<sip:%s@%s;transport=%s>;auth_pass=%s;regint=60;outbound="sip:%s:%d;transport=%s"\n'

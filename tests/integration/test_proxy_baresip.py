@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from conftest import Server, free_port, tool
+from conftest import Server, free_port, free_sip_port, tool
 from sipdigest import logfmt, user_add
 
 REALM = "example.test"
@@ -105,7 +105,7 @@ class Baresip:
         self.user = user
         self.dir = workdir / ("baresip-" + user)
         self.dir.mkdir()
-        self.sip_port = free_port()
+        self.sip_port = free_sip_port()
         self.ctrl_port = free_port()
         (self.dir / "config").write_text(BARESIP_CONFIG.format(
             sip_port=self.sip_port, ctrl_port=self.ctrl_port, mods=_modules_dir(), user=user))
