@@ -122,8 +122,29 @@ int sw_sockaddr_parse(struct sw_str s, struct sockaddr_storage *ss, socklen_t *l
 	return -EINVAL;
 }
 
+size_t sw_ipv4_fmt(const uint8_t a[4], char out[16])
+{
+	/* Dotted quad without inet_ntop's sprintf (issue 6: every reply with
+	 * ;received= formats the source address). */
+	size_t n = 0;
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+		if (i)
+			out[n++] = '.';
+		if (v >= 100)
+			out[n++] = (char)('0' + v / 100);
+		if (v >= 10)
+			out[n++] = (char)('0' + v / 10 % 10);
+		out[n++] = (char)('0' + v % 10);
+	}
+	out[n] = '\0';
+	return n;
+}
+
 size_t sw_sockaddr_host(const struct sockaddr *sa, char *buf, size_t cap)
 {
+	if (sa->sa_family == AF_INET && cap >= 16)
+		return sw_ipv4_fmt((const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf);
 	const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr
 						  : (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
 	if (!inet_ntop(sa->sa_family, a, buf, (socklen_t)cap)) {

@@ -22,6 +22,9 @@ bool sw_cidr_list_match(const struct sw_cidr *list, unsigned n, const struct soc
 /* "ADDR:PORT" or "[V6]:PORT" into a sockaddr; 0 or -EINVAL. */
 int sw_sockaddr_parse(struct sw_str s, struct sockaddr_storage *ss, socklen_t *len);
 /* Numeric host only ("1.2.3.4" / "2001:db8::1"); returns length written. */
+/* "a.b.c.d" of 4 network-order bytes into out (NUL-terminated); returns
+ * the length. */
+size_t sw_ipv4_fmt(const uint8_t a[4], char out[16]);
 size_t sw_sockaddr_host(const struct sockaddr *sa, char *buf, size_t cap);
 uint16_t sw_sockaddr_port(const struct sockaddr *sa);
 /* "1.2.3.4:5060" or "[::1]:5060". */

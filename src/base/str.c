@@ -8,29 +8,13 @@ static inline char lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
-struct sw_str sw_str_c(const char *cstr)
-{
-	return (struct sw_str){ cstr, cstr ? strlen(cstr) : 0 };
-}
 
-bool sw_str_eq(struct sw_str a, struct sw_str b)
+bool sw_str_ieq_n(const char *a, const char *b, size_t n)
 {
-	return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
-}
-
-bool sw_str_ieq(struct sw_str a, struct sw_str b)
-{
-	if (a.len != b.len)
-		return false;
-	for (size_t i = 0; i < a.len; i++)
-		if (lower(a.p[i]) != lower(b.p[i]))
+	for (size_t i = 0; i < n; i++)
+		if (lower(a[i]) != lower(b[i]))
 			return false;
 	return true;
-}
-
-bool sw_str_ieq_c(struct sw_str a, const char *cstr)
-{
-	return sw_str_ieq(a, sw_str_c(cstr));
 }
 
 bool sw_str_iprefix(struct sw_str s, const char *prefix)

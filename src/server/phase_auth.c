@@ -72,8 +72,13 @@ static void log_auth(struct req *r, const struct auth_result *a, bool trusted)
  * Proxy-Authorization for a proxy), for per-user rate limits and bans.
  * Only syntax is looked at here: a user who cannot authenticate still
  * gets a bucket of their own, and a ban key. */
-void req_auth_user(struct req *r, char *buf, size_t cap)
+const char *req_auth_user(struct req *r)
 {
+	char *buf = r->auth_user;
+	size_t cap = sizeof(r->auth_user);
+	if (r->auth_user_done)
+		return buf;
+	r->auth_user_done = true;
 	buf[0] = '\0';
 	enum sip_hdr_id id = r->m->method == SIP_M_REGISTER ? SIP_H_AUTHORIZATION
 							     : SIP_H_PROXY_AUTHORIZATION;
@@ -87,9 +92,17 @@ void req_auth_user(struct req *r, char *buf, size_t cap)
 		if (sip_auth_unq(&a, SIP_AP_USERNAME, ubuf, sizeof(ubuf), &user) < 0 ||
 		    sip_auth_unq(&a, SIP_AP_REALM, rbuf, sizeof(rbuf), &realm) < 0)
 			continue;
-		snprintf(buf, cap, "%.*s@%.*s", SW_STR_FMT(user), SW_STR_FMT(realm));
-		return;
+		if (user.len + realm.len + 2 <= cap) {
+			memcpy(buf, user.p, user.len);
+			buf[user.len] = '@';
+			memcpy(buf + user.len + 1, realm.p, realm.len);
+			buf[user.len + 1 + realm.len] = '\0';
+		} else {
+			snprintf(buf, cap, "%.*s@%.*s", SW_STR_FMT(user), SW_STR_FMT(realm));
+		}
+		return buf;
 	}
+	return buf;
 }
 
 /* Which failures count towards a ban (issue 5): wrong credentials, forged
@@ -125,9 +138,8 @@ bool phase_authenticate(struct req *r, bool proxy)
 	const struct sw_config *cfg = w->cfg;
 	struct sw_guard *g = w->srv->guard;
 	struct auth_result a;
-	char user[GUARD_NAME_MAX];
+	const char *user = req_auth_user(r);
 
-	req_auth_user(r, user, sizeof(user));
 	if (sw_cidr_list_match(cfg->reg_trust, cfg->nreg_trust, req_src(r))) {
 		log_auth(r, NULL, true);
 		guard_auth_ok(g, req_src(r), sw_str_c(user), r->gnow);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "guard/guard-t.h"
 #include "server/server-t.h"
 #include "sip/sip-t.h"
 #include "transport/transport-t.h"
@@ -24,6 +25,8 @@ struct req {
 	const char *why;              /* reason code for the log */
 	bool quiet;                   /* already logged by its phase */
 	uint64_t gnow;                /* guard clock (wall ms) for this message */
+	bool auth_user_done;          /* auth_user below is filled in */
+	char auth_user[GUARD_NAME_MAX]; /* req_auth_user(), parsed once per request */
 };
 
 struct sip_out;
@@ -43,8 +46,10 @@ void reply_dest(struct req *r);
 
 /* phase_auth.c: true = go on; false = answered (401/403/…) */
 bool phase_authenticate(struct req *r, bool proxy);
-/* "username@realm" from the request's digest credentials, "" when none. */
-void req_auth_user(struct req *r, char *buf, size_t cap);
+/* "user@realm" of the first digest credentials, "" when none; computed on
+ * the first call and kept in r (the rate limiter, the ban check and the
+ * proxy's drift warning all ask). */
+const char *req_auth_user(struct req *r);
 
 /* phase_guard.c: carry out a guard verdict other than PASS (drop, a
  * stateless reply, or a tarpit: the reply sent after a delay). */

@@ -192,9 +192,7 @@ void pipeline_rx(void *ctx, const struct sw_rx *rx)
 		return;
 
 	/* guard.rate: after the transaction layer, so retransmissions are free */
-	char user[GUARD_NAME_MAX];
-	req_auth_user(&r, user, sizeof(user));
-	gv = guard_rate(w->srv->guard, &m, req_src(&r), sw_str_c(user), gnow);
+	gv = guard_rate(w->srv->guard, &m, req_src(&r), sw_str_c(req_auth_user(&r)), gnow);
 	if (gv.action != GUARD_PASS) {
 		r.why = guard_reason_str(gv.reason);
 		guard_answer(&r, &gv);

@@ -1169,8 +1169,8 @@ static void set_identity(struct req *r, struct pctx *c)
 static void warn_drift(struct req *r)
 {
 	const struct sw_config *cfg = r->w->cfg;
-	char user[300];
-	req_auth_user(r, user, sizeof(user));
+	char user[GUARD_NAME_MAX];
+	snprintf(user, sizeof(user), "%s", req_auth_user(r));
 	char *at = strchr(user, '@');
 	if (at)
 		*at = '\0';

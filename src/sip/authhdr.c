@@ -5,6 +5,7 @@
 
 #include "base/str.h"
 #include "sip/authhdr.h"
+#include "sip/lex.h"
 
 static const char *const ap_names[SIP_AP__COUNT] = {
 	[SIP_AP_USERNAME] = "username",
@@ -31,29 +32,17 @@ const char *sip_ap_name(enum sip_ap ap)
 	return (unsigned)ap < SIP_AP__COUNT ? ap_names[ap] : "?";
 }
 
-/* RFC 3261 §25.1 token characters. '*' is a token char, which is how
- * "username*" parses as one name. */
-static bool is_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c && strchr("-.!%*_+`'~", c) != NULL;
-}
-
-/* RFC 7235 §2.1 token68 adds '/' and trailing '='. */
-static bool is_t68char(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c && strchr("-._~+/", c) != NULL;
-}
+/* RFC 3261 §25.1 token characters ('*' is one, which is how "username*"
+ * parses as one name) and RFC 7235 §2.1 token68: sip/lex.h tables. */
+#define is_tchar is_token
+#define is_t68char is_token68
 
 static bool is_lws(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static size_t skip_lws(const char *p, size_t n, size_t i)
+static size_t skip_sp(const char *p, size_t n, size_t i)
 {
 	while (i < n && is_lws(p[i]))
 		i++;
@@ -87,12 +76,29 @@ static size_t scan_quoted(const char *p, size_t n, size_t i, bool *esc)
 	return 0;
 }
 
+/* One length/first-letter dispatch, then one comparison (issue 6: a
+ * linear scan over all names cost ~100 compares per header). */
 static int ap_lookup(struct sw_str name)
 {
-	for (int i = 0; i < SIP_AP__COUNT; i++)
-		if (sw_str_ieq_c(name, ap_names[i]))
-			return i;
-	return -1;
+	int k = -1;
+	if (name.len == 0)
+		return -1;
+	switch (name.p[0] | 0x20) {
+	case 'a': k = SIP_AP_ALGORITHM; break;
+	case 'c': k = name.len == 6 ? SIP_AP_CNONCE : SIP_AP_CHARSET; break;
+	case 'd': k = SIP_AP_DOMAIN; break;
+	case 'n': k = name.len == 2 ? SIP_AP_NC : name.len == 5 ? SIP_AP_NONCE : SIP_AP_NEXTNONCE; break;
+	case 'o': k = SIP_AP_OPAQUE; break;
+	case 'q': k = SIP_AP_QOP; break;
+	case 'r': k = name.len == 5 ? SIP_AP_REALM : name.len == 7 ? SIP_AP_RSPAUTH : SIP_AP_RESPONSE; break;
+	case 's': k = SIP_AP_STALE; break;
+	case 'u':
+		k = name.len == 3 ? SIP_AP_URI : name.len == 9 ? SIP_AP_USERNAME_EXT
+			: name.len == 8 && (name.p[4] | 0x20) == 'n' ? SIP_AP_USERNAME : SIP_AP_USERHASH;
+		break;
+	default: return -1;
+	}
+	return sw_str_ieq_c(name, ap_names[k]) ? k : -1;
 }
 
 int sip_auth_parse(struct sw_str value, struct sip_auth *out)
@@ -103,7 +109,7 @@ int sip_auth_parse(struct sw_str value, struct sip_auth *out)
 	memset(out, 0, sizeof(*out));
 	if (!p)
 		return -EBADMSG;
-	i = skip_lws(p, n, 0);
+	i = skip_sp(p, n, 0);
 	s = i;
 	while (i < n && is_tchar((unsigned char)p[i]))
 		i++;
@@ -118,7 +124,7 @@ int sip_auth_parse(struct sw_str value, struct sip_auth *out)
 		out->scheme = SIP_AUTH_BASIC;
 	if (i < n && !is_lws(p[i]))
 		return -EBADMSG;
-	i = skip_lws(p, n, i);
+	i = skip_sp(p, n, i);
 	if (i == n)
 		return 0; /* scheme alone */
 
@@ -131,7 +137,7 @@ int sip_auth_parse(struct sw_str value, struct sip_auth *out)
 	if (i > s) {
 		while (i < n && p[i] == '=')
 			i++;
-		if (skip_lws(p, n, i) == n) {
+		if (skip_sp(p, n, i) == n) {
 			out->token68 = sw_str_mk(p + s, i - s);
 			return 0;
 		}
@@ -139,7 +145,7 @@ int sip_auth_parse(struct sw_str value, struct sip_auth *out)
 	i = s;
 
 	for (;;) {
-		i = skip_lws(p, n, i);
+		i = skip_sp(p, n, i);
 		if (i == n)
 			break;
 		if (p[i] == ',') { /* empty list element */
@@ -152,10 +158,10 @@ int sip_auth_parse(struct sw_str value, struct sip_auth *out)
 		if (i == s)
 			return -EBADMSG;
 		struct sw_str name = sw_str_mk(p + s, i - s);
-		i = skip_lws(p, n, i);
+		i = skip_sp(p, n, i);
 		if (i == n || p[i] != '=')
 			return -EBADMSG;
-		i = skip_lws(p, n, i + 1);
+		i = skip_sp(p, n, i + 1);
 		if (i == n)
 			return -EBADMSG;
 		struct sw_str val;
@@ -187,7 +193,7 @@ int sip_auth_parse(struct sw_str value, struct sip_auth *out)
 			if (esc)
 				out->escaped |= 1u << k;
 		}
-		i = skip_lws(p, n, i);
+		i = skip_sp(p, n, i);
 		if (i == n)
 			break;
 		if (p[i] != ',')

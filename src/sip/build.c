@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/siphash.h"
+#include "base/net.h"
 #include "base/str.h"
 #include "sip/build.h"
 #include "sip/parse.h"
@@ -188,14 +189,13 @@ static size_t src_host(const struct sockaddr *src, char *buf, size_t cap)
 {
 	if (src->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const void *)src;
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-			return inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, buf, (socklen_t)cap)
-				       ? strlen(buf) : 0;
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && cap >= 16)
+			return sw_ipv4_fmt(in6->sin6_addr.s6_addr + 12, buf);
 		return inet_ntop(AF_INET6, &in6->sin6_addr, buf, (socklen_t)cap) ? strlen(buf) : 0;
 	}
 	if (src->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)src;
-		return inet_ntop(AF_INET, &in->sin_addr, buf, (socklen_t)cap) ? strlen(buf) : 0;
+		return cap >= 16 ? sw_ipv4_fmt((const uint8_t *)&in->sin_addr, buf) : 0;
 	}
 	return 0;
 }

@@ -14,7 +14,13 @@
  * and the paramchar extras), so the same iterator serves uri-parameters. */
 static bool is_pvalue(unsigned char c)
 {
-	return is_token(c) || (c && strchr(":[]/&$()", c) != NULL);
+	if (is_token(c))
+		return true;
+	switch (c) {
+	case ':': case '[': case ']': case '/': case '&': case '$': case '(': case ')':
+		return true;
+	}
+	return false;
 }
 
 int sip_list_next(struct sw_str *rest, struct sw_str *elem)

@@ -115,8 +115,9 @@ enum sip_hdr_id sip_hdr_lookup(const char *name, size_t len)
 	}
 	if (len < 2 || len > HDR_MAXLEN)
 		return SIP_H_OTHER;
+	unsigned char c0 = lc((unsigned char)name[0]);
 	for (unsigned i = len_lo[len]; i < len_lo[len + 1]; i++)
-		if (ieq(hdr_tab[i].name, name, len))
+		if (lc((unsigned char)hdr_tab[i].name[0]) == c0 && ieq(hdr_tab[i].name, name, len))
 			return (enum sip_hdr_id)hdr_tab[i].id;
 	return SIP_H_OTHER;
 }

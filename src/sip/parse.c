@@ -19,6 +19,7 @@
 
 #include "base/str.h"
 #include "sip/fields.h"
+#include "sip/lex.h"
 #include "sip/parse.h"
 
 #define HDR_IDX_MAX 32767   /* first[] is int16_t */
@@ -32,19 +33,8 @@ void sip_limits_default(struct sip_limits *lim)
 	lim->max_contacts = 16;
 }
 
-/* token chars, RFC 3261 §25.1: alphanum / "-" / "." / "!" / "%" / "*" /
- * "_" / "+" / "`" / "'" / "~" */
-static bool is_token_char(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	switch (c) {
-	case '-': case '.': case '!': case '%': case '*':
-	case '_': case '+': case '`': case '\'': case '~':
-		return true;
-	}
-	return false;
-}
+/* token chars, RFC 3261 §25.1: one table lookup (sip/lex.h) */
+#define is_token_char is_token
 
 static bool is_sp(char c)
 {

@@ -28,20 +28,22 @@ static bool is_hex(char c)
 	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static bool in_set(char c, const char *set)
-{
-	return c && strchr(set, c) != NULL;
-}
+/* Character classes (issue 6: one table lookup instead of strchr() per
+ * character). U_UNRES: unreserved = alphanum / mark (- _ . ! ~ * ' ( ));
+ * the others are the extra characters of paramchar, hnv-unreserved,
+ * user-unreserved and password (RFC 3261 §25.1). Rows of 32 from 0x00;
+ * 0x80-0xff are in no class. */
+enum { U_UNRES = 1, U_PARAM = 2, U_HNV = 4, U_USER = 8, U_PASS = 16 };
+static const unsigned char uri_class[256] = {
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  1,  0,  0, 30,  0, 26,  1,  1,  1,  1, 30, 24,  1,  1, 14,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  6,  8,  0, 24,  0, 12,
+	 0,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  6,  0,  6,  0,  1,
+	 0,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  0,  0,  0,  1,  0,
+};
 
-/* unreserved = alphanum / mark; mark = - _ . ! ~ * ' ( ) */
-static bool is_unreserved(char c)
-{
-	return is_alnum(c) || in_set(c, "-_.!~*'()");
-}
-
-/* Validate a run of characters where `extra` and unreserved are allowed
- * and '%' must start a %HH escape (RFC 3261 §25.1 escaped). */
-static bool valid_run(const char *p, size_t n, const char *extra)
+/* Validate a run of characters where unreserved and the `extra` class are
+ * allowed and '%' must start a %HH escape (RFC 3261 §25.1 escaped). */
+static bool valid_run(const char *p, size_t n, unsigned extra)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = p[i];
@@ -49,7 +51,7 @@ static bool valid_run(const char *p, size_t n, const char *extra)
 			if (i + 2 >= n || !is_hex(p[i + 1]) || !is_hex(p[i + 2]))
 				return false;
 			i += 2;
-		} else if (!is_unreserved(c) && !in_set(c, extra)) {
+		} else if (!(uri_class[(unsigned char)c] & (U_UNRES | extra))) {
 			return false;
 		}
 	}
@@ -196,7 +198,6 @@ static int parse_port(const char *p, size_t n, uint16_t *port)
 
 /* uri-parameters = *( ";" uri-parameter ), pname/pvalue = 1*paramchar;
  * paramchar = param-unreserved / unreserved / escaped. */
-#define PARAMCHAR "[]/:&+$"
 
 static int parse_uri_params(struct sw_str params, struct sip_uri *u)
 {
@@ -211,14 +212,14 @@ static int parse_uri_params(struct sw_str params, struct sip_uri *u)
 			i++;
 		struct sw_str name = sw_str_mk(p + s, i - s);
 		struct sw_str value = SW_STR_NULL;
-		if (name.len == 0 || !valid_run(name.p, name.len, PARAMCHAR))
+		if (name.len == 0 || !valid_run(name.p, name.len, U_PARAM))
 			return -EBADMSG;
 		if (i < n && p[i] == '=') {
 			s = ++i;
 			while (i < n && p[i] != ';')
 				i++;
 			value = sw_str_mk(p + s, i - s);
-			if (value.len == 0 || !valid_run(value.p, value.len, PARAMCHAR))
+			if (value.len == 0 || !valid_run(value.p, value.len, U_PARAM))
 				return -EBADMSG;
 		}
 		/* RFC 3261 §19.1.1: the well-known ones; first occurrence wins */
@@ -246,7 +247,6 @@ static int parse_uri_params(struct sw_str params, struct sip_uri *u)
 
 /* headers = "?" header *( "&" header ); header = hname "=" hvalue;
  * hname = 1*( hnv-unreserved / unreserved / escaped ), hvalue = *( same ). */
-#define HNVCHAR "[]/?:+$"
 
 static bool valid_uri_headers(const char *p, size_t n)
 {
@@ -256,12 +256,12 @@ static bool valid_uri_headers(const char *p, size_t n)
 		size_t s = i;
 		while (i < n && p[i] != '=' && p[i] != '&')
 			i++;
-		if (i == s || i == n || p[i] != '=' || !valid_run(p + s, i - s, HNVCHAR))
+		if (i == s || i == n || p[i] != '=' || !valid_run(p + s, i - s, U_HNV))
 			return false;
 		s = ++i;
 		while (i < n && p[i] != '&')
 			i++;
-		if (!valid_run(p + s, i - s, HNVCHAR))
+		if (!valid_run(p + s, i - s, U_HNV))
 			return false;
 		if (i == n)
 			return true;
@@ -295,12 +295,12 @@ static int parse_sip(const char *p, size_t n, struct sip_uri *u)
 		size_t ui = (size_t)(at - p);
 		const char *colon = memchr(p, ':', ui);
 		size_t ulen = colon ? (size_t)(colon - p) : ui;
-		if (ulen == 0 || !valid_run(p, ulen, "&=+$,;?/"))
+		if (ulen == 0 || !valid_run(p, ulen, U_USER))
 			return -EBADMSG;
 		u->user = sw_str_mk(p, ulen);
 		if (colon) {
 			size_t plen = ui - ulen - 1;
-			if (!valid_run(colon + 1, plen, "&=+$,"))
+			if (!valid_run(colon + 1, plen, U_PASS))
 				return -EBADMSG;
 			u->password = sw_str_mk(colon + 1, plen);
 		}
@@ -362,7 +362,7 @@ int sip_uri_parse(struct sw_str s, struct sip_uri *u)
 	/* RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
 	if (!is_alpha(p[0]))
 		return -EBADMSG;
-	while (i < n && (is_alnum(p[i]) || in_set(p[i], "+-.")))
+	while (i < n && (is_alnum(p[i]) || p[i] == '+' || p[i] == '-' || p[i] == '.'))
 		i++;
 	if (i == n || p[i] != ':')
 		return -EBADMSG;

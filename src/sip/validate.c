@@ -8,21 +8,15 @@
 
 #include "base/str.h"
 #include "sip/fields.h"
+#include "sip/lex.h"
 #include "sip/parse.h"
 
-static bool is_token_char(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c && strchr("-.!%*_+`'~", c) != NULL;
-}
-
-static bool is_token(struct sw_str s)
+static bool token_ok(struct sw_str s)
 {
 	if (!s.len)
 		return false;
 	for (size_t i = 0; i < s.len; i++)
-		if (!is_token_char((unsigned char)s.p[i]))
+		if (!is_token((unsigned char)s.p[i]))
 			return false;
 	return true;
 }
@@ -63,7 +57,7 @@ static bool token_with_params(struct sw_str e, bool params_allowed)
 {
 	struct sw_str head, params;
 	split_params(e, &head, &params);
-	if (!is_token(head))
+	if (!token_ok(head))
 		return false;
 	if (params.len && (!params_allowed || !params_ok(params)))
 		return false;
@@ -81,7 +75,7 @@ static bool media_ok(struct sw_str e)
 		return false;
 	struct sw_str t = sw_str_trim(sw_str_mk(head.p, (size_t)(sl - head.p)));
 	struct sw_str st = sw_str_trim(sw_str_mk(sl + 1, head.len - (size_t)(sl - head.p) - 1));
-	if (!is_token(t) || !is_token(st))
+	if (!token_ok(t) || !token_ok(st))
 		return false;
 	return !params.len || params_ok(params);
 }
@@ -291,7 +285,12 @@ int sip_validate_all(const struct sip_msg *m, struct sip_perr *err)
 				continue;   /* "Supported:" with no option-tag (§20.37) */
 			while ((r = sip_list_next(&rest, &e)) > 0) {
 				/* empty elements are separator errors (RFC 4475 §3.1.2.1) */
-				if (!e.len || !elem_ok(sh, e, &nstar))
+				if (!e.len)
+					goto bad;
+				/* the top via-parm was parsed by sip_parse (m->via1) */
+				bool top_via = sh == S_VIA && nelem == 0 && here == 0 &&
+					       m->via1.raw.p == e.p && m->via1.raw.len == e.len;
+				if (!top_via && !elem_ok(sh, e, &nstar))
 					goto bad;
 				here++;
 			}
