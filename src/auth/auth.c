@@ -53,7 +53,7 @@ struct sw_auth {
 	const struct sw_config *cfg;
 	struct realm_rt realms[AUTH_MAX_REALMS];
 	unsigned nrealms;
-	EVP_MAC_CTX *mac;                 /* keyed master; workers dup it */
+	struct nonce_mac *mac;            /* keyed master; workers dup it */
 	struct nonce_tab *nonces;
 	char dummy_ha1[AUTH_H__COUNT][DIGEST_HEX_MAX];
 	uint32_t retry_after;
@@ -78,7 +78,7 @@ struct sw_auth {
 struct auth_worker {
 	struct sw_auth *a;
 	EVP_MD_CTX *md;
-	EVP_MAC_CTX *mac;
+	struct nonce_mac *mac;
 };
 
 /* ---- small helpers ---- */
@@ -408,7 +408,7 @@ void auth_close(struct sw_auth *a)
 		return;
 	creds_db_close(a->db);
 	creds_snap_free(a->snap);
-	EVP_MAC_CTX_free(a->mac);
+	nonce_mac_free(a->mac);
 	nonce_tab_free(a->nonces);
 	free(a->db_path);
 	pthread_mutex_destroy(&a->reload_mx);
@@ -426,7 +426,7 @@ struct auth_worker *auth_worker_new(struct sw_auth *a)
 		return NULL;
 	w->a = a;
 	w->md = EVP_MD_CTX_new();
-	w->mac = EVP_MAC_CTX_dup(a->mac);
+	w->mac = nonce_mac_dup(a->mac);
 	if (!w->md || !w->mac) {
 		auth_worker_free(w);
 		return NULL;
@@ -439,7 +439,7 @@ void auth_worker_free(struct auth_worker *w)
 	if (!w)
 		return;
 	EVP_MD_CTX_free(w->md);
-	EVP_MAC_CTX_free(w->mac);
+	nonce_mac_free(w->mac);
 	free(w);
 }
 

@@ -15,10 +15,15 @@ const EVP_MD *digest_md(enum auth_hash h);
 /* Output length in bytes: 16 or 32. */
 unsigned digest_len(enum auth_hash h);
 
+/* n bytes → 2n lower-case hex digits and a NUL. */
 void digest_tohex(const unsigned char *in, size_t n, char *out);
 
-/* H(p0 ":" p1 ":" … ) in hex into out (DIGEST_HEX_MAX). ctx is scratch
- * (reused across calls; NULL allocates one). 0 or -EIO. */
+/* H(p0 ":" p1 ":" … ) in hex into out (DIGEST_HEX_MAX). ctx is the
+ * caller's scratch context, one per thread, reused across calls and
+ * algorithms (NULL allocates one per call: fine off the hot path). Each
+ * hash starts by copying a per-algorithm context initialised once per
+ * process, and the parts are gathered so that a short input is one
+ * EVP_DigestUpdate. 0, -ENOMEM or -EIO. */
 int digest_join(EVP_MD_CTX *ctx, enum auth_hash h, const struct sw_str *parts, unsigned n,
 		char *out);
 
@@ -45,7 +50,9 @@ struct digest_in {
  *   -sess: A1 = HA1 ":" nonce ":" cnonce  (RFC 7616 §3.4.2)
  *   A2 = method ":" uri [":" H(body)]     (auth-int, §3.4.3)
  *   response = H(H(A1) ":" nonce ":" nc ":" cnonce ":" qop ":" H(A2))
- *   or H(H(A1) ":" nonce ":" H(A2)) without qop (RFC 2069). */
+ *   or H(H(A1) ":" nonce ":" H(A2)) without qop (RFC 2069).
+ * Two hashes for qop=auth, three for auth-int or -sess, four for both.
+ * ctx as for digest_join. */
 int digest_response(EVP_MD_CTX *ctx, const struct digest_in *in, char *out);
 
 #endif

@@ -1,12 +1,12 @@
 #include <errno.h>
-#include <openssl/core_names.h>
-#include <openssl/params.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
 
+#include "auth/digest.h"
 #include "auth/nonce.h"
 #include "base/ct.h"
 
@@ -59,19 +59,111 @@ static int b64u_dec(const char *in, size_t n, uint8_t *out)
 	return 0;
 }
 
-EVP_MAC_CTX *nonce_mac_new(const uint8_t *key, size_t len)
+/* ---- HMAC-SHA-256 with a precomputed key schedule (RFC 2104) ---- */
+
+#define HMAC_BLOCK 64           /* SHA-256 block size */
+#define HMAC_OUT 32
+
+struct nonce_mac {
+	EVP_MD_CTX *ipad;       /* SHA-256 having absorbed K0 ^ 0x36.. (read only) */
+	EVP_MD_CTX *opad;       /* SHA-256 having absorbed K0 ^ 0x5c.. (read only) */
+	EVP_MD_CTX *work;       /* scratch, one MAC at a time */
+};
+
+static struct nonce_mac *mac_alloc(void)
 {
-	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
-	char dg[] = "SHA256";
-	OSSL_PARAM p[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, dg, 0),
-			   OSSL_PARAM_construct_end() };
-	EVP_MAC_free(m);
-	if (ctx && !EVP_MAC_init(ctx, key, len, p)) {
-		EVP_MAC_CTX_free(ctx);
-		ctx = NULL;
+	struct nonce_mac *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->ipad = EVP_MD_CTX_new();
+	m->opad = EVP_MD_CTX_new();
+	m->work = EVP_MD_CTX_new();
+	if (!m->ipad || !m->opad || !m->work) {
+		nonce_mac_free(m);
+		return NULL;
 	}
-	return ctx;
+	return m;
+}
+
+void nonce_mac_free(struct nonce_mac *m)
+{
+	if (!m)
+		return;
+	/* The provider wipes a digest state when it frees it. */
+	EVP_MD_CTX_free(m->ipad);
+	EVP_MD_CTX_free(m->opad);
+	EVP_MD_CTX_free(m->work);
+	free(m);
+}
+
+struct nonce_mac *nonce_mac_new(const uint8_t *key, size_t len)
+{
+	const EVP_MD *md = digest_md(AUTH_H_SHA256);
+	uint8_t k0[HMAC_BLOCK] = { 0 }, pad[HMAC_BLOCK];
+	struct nonce_mac *m = md ? mac_alloc() : NULL;
+	bool ok = m != NULL;
+
+	/* K0: the key, or H(key) when longer than a block, zero-padded. */
+	if (ok && len > HMAC_BLOCK) {
+		unsigned kl = 0;
+		ok = EVP_DigestInit_ex2(m->work, md, NULL) && EVP_DigestUpdate(m->work, key, len) &&
+		     EVP_DigestFinal_ex(m->work, k0, &kl) && kl == HMAC_OUT;
+	} else if (ok && len) {
+		memcpy(k0, key, len);
+	}
+	for (int i = 0; ok && i < HMAC_BLOCK; i++)
+		pad[i] = k0[i] ^ 0x36;
+	ok = ok && EVP_DigestInit_ex2(m->ipad, md, NULL) &&
+	     EVP_DigestUpdate(m->ipad, pad, HMAC_BLOCK);
+	for (int i = 0; ok && i < HMAC_BLOCK; i++)
+		pad[i] = k0[i] ^ 0x5c;
+	ok = ok && EVP_DigestInit_ex2(m->opad, md, NULL) &&
+	     EVP_DigestUpdate(m->opad, pad, HMAC_BLOCK);
+	sw_cleanse(k0, sizeof(k0));
+	sw_cleanse(pad, sizeof(pad));
+	if (!ok) {
+		nonce_mac_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+struct nonce_mac *nonce_mac_dup(const struct nonce_mac *src)
+{
+	struct nonce_mac *m = mac_alloc();
+	if (m && (!EVP_MD_CTX_copy_ex(m->ipad, src->ipad) ||
+		  !EVP_MD_CTX_copy_ex(m->opad, src->opad))) {
+		nonce_mac_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* HMAC over up to three pieces (the nonce's prefix, its realm, its
+ * address) without gathering them first. */
+static int hmac3(struct nonce_mac *m, const void *a, size_t al, const void *b, size_t bl,
+		 const void *c, size_t cl, uint8_t out[HMAC_OUT])
+{
+	uint8_t in[HMAC_OUT];
+	unsigned il = 0, ol = 0;
+	int rc = -EIO;
+
+	if (!EVP_MD_CTX_copy_ex(m->work, m->ipad) || (al && !EVP_DigestUpdate(m->work, a, al)) ||
+	    (bl && !EVP_DigestUpdate(m->work, b, bl)) || (cl && !EVP_DigestUpdate(m->work, c, cl)) ||
+	    !EVP_DigestFinal_ex(m->work, in, &il) || il != HMAC_OUT)
+		goto out;
+	if (!EVP_MD_CTX_copy_ex(m->work, m->opad) || !EVP_DigestUpdate(m->work, in, HMAC_OUT) ||
+	    !EVP_DigestFinal_ex(m->work, out, &ol) || ol != HMAC_OUT)
+		goto out;
+	rc = 0;
+out:
+	sw_cleanse(in, sizeof(in));
+	return rc;
+}
+
+int nonce_hmac(struct nonce_mac *m, const void *msg, size_t len, uint8_t out[32])
+{
+	return hmac3(m, msg, len, NULL, 0, NULL, 0, out);
 }
 
 /* Address bytes; IPv4-mapped IPv6 counts as IPv4 so a dual-stack socket
@@ -100,23 +192,30 @@ static size_t addr_bytes(const struct sockaddr *sa, uint8_t out[17])
 	return 0;
 }
 
-static int mac_over(EVP_MAC_CTX *mac, const uint8_t *hdr, size_t hl, struct sw_str realm,
-		    const struct sockaddr *src, bool ip, uint8_t out[32])
+/* HMAC(label "\0" | version+flags | t | slot | gen | realm length (2) |
+ * realm | address bytes (NONCE_F_IP)). Gathered into one buffer so the
+ * message (55 bytes with a 15-byte realm and an IPv4 binding) is one
+ * update and, up to 55 bytes, one compression. */
+static int mac_over(struct nonce_mac *mac, const uint8_t hdr[14], struct sw_str realm,
+		    const struct sockaddr *src, bool ip, uint8_t out[HMAC_OUT])
 {
 	static const char label[] = "sipwarden-nonce-v1";
-	uint8_t rl[2] = { (uint8_t)(realm.len >> 8), (uint8_t)realm.len };
-	uint8_t ab[17];
-	size_t al = ip ? addr_bytes(src, ab) : 0, ol = 0;
+	uint8_t buf[160], ab[17];
+	size_t al = ip ? addr_bytes(src, ab) : 0, n = sizeof(label) + 14;
 
 	if (realm.len > 0xffff || (ip && !al))
 		return -EINVAL;
-	if (!EVP_MAC_init(mac, NULL, 0, NULL) ||
-	    !EVP_MAC_update(mac, (const uint8_t *)label, sizeof(label)) ||
-	    !EVP_MAC_update(mac, hdr, hl) || !EVP_MAC_update(mac, rl, 2) ||
-	    (realm.len && !EVP_MAC_update(mac, (const uint8_t *)realm.p, realm.len)) ||
-	    (al && !EVP_MAC_update(mac, ab, al)) || !EVP_MAC_final(mac, out, &ol, 32) || ol != 32)
-		return -EIO;
-	return 0;
+	memcpy(buf, label, sizeof(label));
+	memcpy(buf + sizeof(label), hdr, 14);
+	buf[n++] = (uint8_t)(realm.len >> 8);
+	buf[n++] = (uint8_t)realm.len;
+	if (realm.len + al > sizeof(buf) - n) /* a long realm: three updates */
+		return hmac3(mac, buf, n, realm.p, realm.len, ab, al, out);
+	if (realm.len)
+		memcpy(buf + n, realm.p, realm.len);
+	n += realm.len;
+	memcpy(buf + n, ab, al);
+	return hmac3(mac, buf, n + al, NULL, 0, NULL, 0, out);
 }
 
 static void put_be(uint8_t *p, uint64_t v, int n)
@@ -135,7 +234,7 @@ static uint64_t get_be(const uint8_t *p, int n)
 	return v;
 }
 
-int nonce_make(EVP_MAC_CTX *mac, const struct nonce_fields *f, struct sw_str realm,
+int nonce_make(struct nonce_mac *mac, const struct nonce_fields *f, struct sw_str realm,
 	       const struct sockaddr *src, char out[NONCE_LEN + 1])
 {
 	uint8_t raw[NONCE_RAW], m[32];
@@ -143,7 +242,7 @@ int nonce_make(EVP_MAC_CTX *mac, const struct nonce_fields *f, struct sw_str rea
 	put_be(raw + 1, (uint64_t)f->t, 5);
 	put_be(raw + 6, f->slot, 4);
 	put_be(raw + 10, f->gen, 4);
-	int rc = mac_over(mac, raw, 14, realm, src, f->flags & NONCE_F_IP, m);
+	int rc = mac_over(mac, raw, realm, src, f->flags & NONCE_F_IP, m);
 	if (rc)
 		return rc;
 	memcpy(raw + 14, m, 16);
@@ -152,7 +251,7 @@ int nonce_make(EVP_MAC_CTX *mac, const struct nonce_fields *f, struct sw_str rea
 	return 0;
 }
 
-int nonce_open(EVP_MAC_CTX *mac, struct sw_str nonce, struct sw_str realm,
+int nonce_open(struct nonce_mac *mac, struct sw_str nonce, struct sw_str realm,
 	       const struct sockaddr *src, struct nonce_fields *f)
 {
 	uint8_t raw[NONCE_RAW], m[32];
@@ -164,7 +263,7 @@ int nonce_open(EVP_MAC_CTX *mac, struct sw_str nonce, struct sw_str realm,
 	f->t = (int64_t)get_be(raw + 1, 5);
 	f->slot = (uint32_t)get_be(raw + 6, 4);
 	f->gen = (uint32_t)get_be(raw + 10, 4);
-	int rc = mac_over(mac, raw, 14, realm, src, f->flags & NONCE_F_IP, m);
+	int rc = mac_over(mac, raw, realm, src, f->flags & NONCE_F_IP, m);
 	if (rc == -EINVAL)
 		return -EPERM; /* bound to an address family we cannot see */
 	if (rc)
@@ -172,16 +271,12 @@ int nonce_open(EVP_MAC_CTX *mac, struct sw_str nonce, struct sw_str realm,
 	return sw_ct_eq(m, raw + 14, 16) ? 0 : -EPERM;
 }
 
-int nonce_opaque(EVP_MAC_CTX *mac, struct sw_str realm, char out[23])
+int nonce_opaque(struct nonce_mac *mac, struct sw_str realm, char out[23])
 {
 	static const char label[] = "sipwarden-opaque-v1";
-	uint8_t m[32];
-	size_t ol = 0;
+	uint8_t m[HMAC_OUT];
 	char enc[24];
-	if (!EVP_MAC_init(mac, NULL, 0, NULL) ||
-	    !EVP_MAC_update(mac, (const uint8_t *)label, sizeof(label)) ||
-	    (realm.len && !EVP_MAC_update(mac, (const uint8_t *)realm.p, realm.len)) ||
-	    !EVP_MAC_final(mac, m, &ol, 32))
+	if (hmac3(mac, label, sizeof(label), realm.p, realm.len, NULL, 0, m))
 		return -EIO;
 	b64u_enc(m, 18, enc);
 	memcpy(out, enc, 22);

@@ -3,8 +3,8 @@
 #ifndef SW_AUTH_NONCE_H
 #define SW_AUTH_NONCE_H
 
-#include <openssl/evp.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include "base/str-t.h"
@@ -23,19 +23,34 @@ struct nonce_fields {
 	uint8_t flags;              /* NONCE_F_* */
 };
 
-/* An HMAC-SHA-256 context keyed with the secret; dup one per worker. */
-EVP_MAC_CTX *nonce_mac_new(const uint8_t *key, size_t len);
+/* HMAC-SHA-256 (RFC 2104) under the nonce secret, with the key schedule
+ * done once: two SHA-256 states that have absorbed K^ipad and K^opad, and
+ * a scratch context. A MAC then costs two state copies and the
+ * compressions of the message, with no EVP_MAC layer and no key
+ * processing. One per thread (the scratch context is written on every
+ * call): make one with nonce_mac_new, give each worker nonce_mac_dup. */
+struct nonce_mac;
 
-/* MAC over the fields, the realm and (NONCE_F_IP) the client address. */
-int nonce_make(EVP_MAC_CTX *mac, const struct nonce_fields *f, struct sw_str realm,
+/* NULL when out of memory or SHA-256 is unavailable. The key may be any
+ * length (longer than 64 bytes is hashed first, as RFC 2104 says). */
+struct nonce_mac *nonce_mac_new(const uint8_t *key, size_t len);
+struct nonce_mac *nonce_mac_dup(const struct nonce_mac *m);
+void nonce_mac_free(struct nonce_mac *m);      /* wipes the keyed states; NULL ok */
+
+/* HMAC-SHA-256(key, msg) in full (RFC 4231 vectors test it). 0 or -EIO. */
+int nonce_hmac(struct nonce_mac *m, const void *msg, size_t len, uint8_t out[32]);
+
+/* MAC over the fields, the realm and (NONCE_F_IP) the client address.
+ * -EINVAL: realm over 65535 bytes, or NONCE_F_IP without a v4/v6 src. */
+int nonce_make(struct nonce_mac *m, const struct nonce_fields *f, struct sw_str realm,
 	       const struct sockaddr *src, char out[NONCE_LEN + 1]);
 /* 0; -EBADMSG when it is not one of ours by shape; -EPERM when the MAC
  * does not verify (forged, other realm, other address, other secret). */
-int nonce_open(EVP_MAC_CTX *mac, struct sw_str nonce, struct sw_str realm,
+int nonce_open(struct nonce_mac *m, struct sw_str nonce, struct sw_str realm,
 	       const struct sockaddr *src, struct nonce_fields *f);
 
 /* opaque for a realm: base64url(HMAC(secret, "opaque" realm))[:22]. */
-int nonce_opaque(EVP_MAC_CTX *mac, struct sw_str realm, char out[23]);
+int nonce_opaque(struct nonce_mac *m, struct sw_str realm, char out[23]);
 
 /* The slot table: each issued nonce takes the next slot (round robin) and
  * bumps its generation; a nonce whose slot has moved on is stale. Per slot
