@@ -3,7 +3,8 @@
  * (SHA-512-256 + userhash) with the erratum 4897 values, and the RFC's
  * printed §3.9.2 values kept as a documented negative case: they were
  * computed with SHA-512 truncated to 256 bits, not FIPS SHA-512/256.
- * Plus -sess, auth-int and RFC 2069 rows recomputed with Python hashlib. */
+ * Plus -sess, auth-int and RFC 2069 rows recomputed with Python hashlib,
+ * and the buffering edges of digest.c against a one-shot EVP_Digest. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -208,6 +209,209 @@ static void test_algo_names(void **state)
 	assert_int_equal(digest_len(AUTH_H_SHA512_256), 32);
 }
 
+/* ---- the gather buffer's edges, against a plain one-shot EVP_Digest
+ * over the whole string built with malloc (independent of digest.c's
+ * buffering; the formula itself is pinned by the vectors above). ---- */
+
+static void ref_hash(enum auth_hash h, const char *s, size_t n, char *out)
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned dl = 0;
+	assert_int_equal(EVP_Digest(s, n, d, &dl, digest_md(h), NULL), 1);
+	assert_int_equal(dl, digest_len(h));
+	for (unsigned i = 0; i < dl; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* H(p0 ":" p1 …) the slow way. */
+static void ref_join(enum auth_hash h, const struct sw_str *p, unsigned n, char *out)
+{
+	size_t len = 0, o = 0;
+	for (unsigned i = 0; i < n; i++)
+		len += p[i].len + 1;
+	char *b = malloc(len + 1);
+	assert_non_null(b);
+	for (unsigned i = 0; i < n; i++) {
+		if (i)
+			b[o++] = ':';
+		if (p[i].len)
+			memcpy(b + o, p[i].p, p[i].len);
+		o += p[i].len;
+	}
+	ref_hash(h, b, o, out);
+	free(b);
+}
+
+static void ref_response(const struct digest_in *in, char *out)
+{
+	enum auth_hash h = AUTH_ALGO_HASH(in->algo);
+	size_t hl = 2 * digest_len(h);
+	char ha1[DIGEST_HEX_MAX], ha2[DIGEST_HEX_MAX], hb[DIGEST_HEX_MAX];
+	struct sw_str a1 = in->ha1;
+	if (AUTH_ALGO_SESS(in->algo)) {
+		struct sw_str p[3] = { in->ha1, in->nonce, in->cnonce };
+		ref_join(h, p, 3, ha1);
+		a1 = sw_str_mk(ha1, hl);
+	}
+	if (sw_str_eq(in->qop, SW_STR_LIT("auth-int"))) {
+		ref_hash(h, in->body.p ? in->body.p : "", in->body.len, hb);
+		struct sw_str p[3] = { in->method, in->uri, sw_str_mk(hb, hl) };
+		ref_join(h, p, 3, ha2);
+	} else {
+		struct sw_str p[2] = { in->method, in->uri };
+		ref_join(h, p, 2, ha2);
+	}
+	if (in->qop.len) {
+		struct sw_str p[6] = { a1, in->nonce, in->nc, in->cnonce, in->qop, sw_str_mk(ha2, hl) };
+		ref_join(h, p, 6, out);
+	} else {
+		struct sw_str p[3] = { a1, in->nonce, sw_str_mk(ha2, hl) };
+		ref_join(h, p, 3, out);
+	}
+}
+
+static char *filled(size_t n, char c)
+{
+	char *s = malloc(n + 1);
+	assert_non_null(s);
+	for (size_t i = 0; i < n; i++)
+		s[i] = (char)(c + (char)(i % 23));
+	s[n] = '\0';
+	return s;
+}
+
+/* Part lengths around the 512-byte buffer (a part that just fits, one
+ * that overflows the rest, one as large as the buffer, larger ones), a
+ * 70 000-byte auth-int body, every algorithm and qop. */
+static void test_gather_edges(void **state)
+{
+	(void)state;
+	static const size_t cn_lens[] = { 0, 8, 300, 511, 512, 600 };
+	static const size_t uri_lens[] = { 1, 440, 511, 512, 513, 2000 };
+	static const size_t body_lens[] = { 0, 10, 70000 };
+	static const char *const qops[] = { "auth", "auth-int", "" };
+	char *big = filled(70000, 'A');
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	assert_non_null(ctx);
+	unsigned cases = 0;
+
+	for (unsigned a = 0; a < AUTH_ALGO__COUNT; a++) {
+		enum auth_hash h = AUTH_ALGO_HASH(a);
+		char ha1[DIGEST_HEX_MAX];
+		assert_int_equal(digest_ha1(ctx, h, SW_STR_LIT("alice"), SW_STR_LIT("pbx.example.com"),
+					    SW_STR_LIT("secret"), ha1), 0);
+		for (size_t c = 0; c < sizeof(cn_lens) / sizeof(cn_lens[0]); c++)
+			for (size_t u = 0; u < sizeof(uri_lens) / sizeof(uri_lens[0]); u++)
+				for (size_t q = 0; q < 3; q++)
+					for (size_t b = 0; b < 3; b++) {
+						if (b && q != 1)
+							continue;   /* the body only counts for auth-int */
+						char got[DIGEST_HEX_MAX], want[DIGEST_HEX_MAX];
+						struct digest_in in = {
+							.algo = (enum auth_algo)a,
+							.ha1 = sw_str_c(ha1),
+							.nonce = SW_STR_LIT("EABlU_EAAAAABQAAAAdCR6yxGOlTXNMG_IkoI1jW"),
+							.cnonce = sw_str_mk(big + 1, cn_lens[c]),
+							.nc = SW_STR_LIT("0000002a"),
+							.qop = sw_str_c(qops[q]),
+							.method = SW_STR_LIT("INVITE"),
+							.uri = sw_str_mk(big + 7, uri_lens[u]),
+							.body = sw_str_mk(big, body_lens[b]),
+						};
+						ref_response(&in, want);
+						assert_int_equal(digest_response(ctx, &in, got), 0);
+						if (strcmp(got, want))
+							fail_msg("%s qop=%s cnonce %zu uri %zu body %zu", auth_algo_name(a),
+								 qops[q], cn_lens[c], uri_lens[u], body_lens[b]);
+						/* NULL ctx: a context of its own, same answer */
+						assert_int_equal(digest_response(NULL, &in, got), 0);
+						assert_string_equal(got, want);
+						cases++;
+					}
+	}
+	assert_int_equal(cases, AUTH_ALGO__COUNT * 6 * 6 * 5);
+	EVP_MD_CTX_free(ctx);
+	free(big);
+}
+
+static void test_join_edges(void **state)
+{
+	(void)state;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char got[DIGEST_HEX_MAX], want[DIGEST_HEX_MAX];
+	/* no parts: H("") */
+	assert_int_equal(digest_join(ctx, AUTH_H_MD5, NULL, 0, got), 0);
+	assert_string_equal(got, "d41d8cd98f00b204e9800998ecf8427e");
+	assert_int_equal(digest_join(ctx, AUTH_H_SHA256, NULL, 0, got), 0);
+	assert_string_equal(got, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	/* empty and NULL parts still get their ':' */
+	struct sw_str p[4] = { SW_STR_LIT("a"), SW_STR_NULL, SW_STR_LIT(""), SW_STR_LIT("b") };
+	for (int h = 0; h < AUTH_H__COUNT; h++) {
+		assert_int_equal(digest_join(ctx, (enum auth_hash)h, p, 4, got), 0);
+		ref_hash((enum auth_hash)h, "a:::b", 5, want);
+		assert_string_equal(got, want);
+	}
+	/* 200 parts of 7 bytes: the buffer fills and flushes mid-part */
+	struct sw_str many[200];
+	for (int i = 0; i < 200; i++)
+		many[i] = SW_STR_LIT("abcdefg");
+	assert_int_equal(digest_join(ctx, AUTH_H_SHA512_256, many, 200, got), 0);
+	ref_join(AUTH_H_SHA512_256, many, 200, want);
+	assert_string_equal(got, want);
+	/* an unknown hash */
+	assert_int_equal(digest_join(ctx, AUTH_H__COUNT, p, 4, got), -EIO);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* One worker context through every algorithm in turn gives what a fresh
+ * context gives (the context carries nothing from one hash to the next). */
+static void test_ctx_reuse(void **state)
+{
+	(void)state;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	for (int round = 0; round < 3; round++)
+		for (unsigned a = 0; a < AUTH_ALGO__COUNT; a++) {
+			unsigned alg = (a * 5 + (unsigned)round) % AUTH_ALGO__COUNT;
+			char ha1[DIGEST_HEX_MAX], r1[DIGEST_HEX_MAX], r2[DIGEST_HEX_MAX];
+			assert_int_equal(digest_ha1(NULL, AUTH_ALGO_HASH(alg), SW_STR_LIT("Mufasa"),
+						    SW_STR_LIT("http-auth@example.org"),
+						    SW_STR_LIT("Circle of Life"), ha1), 0);
+			struct digest_in in = {
+				.algo = (enum auth_algo)alg,
+				.ha1 = sw_str_c(ha1),
+				.nonce = SW_STR_LIT("7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v"),
+				.cnonce = SW_STR_LIT("f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"),
+				.nc = SW_STR_LIT("00000001"),
+				.qop = SW_STR_LIT("auth"),
+				.method = SW_STR_LIT("GET"),
+				.uri = SW_STR_LIT("/dir/index.html"),
+			};
+			assert_int_equal(digest_response(ctx, &in, r1), 0);
+			assert_int_equal(digest_response(NULL, &in, r2), 0);
+			assert_string_equal(r1, r2);
+			if (alg == AUTH_MD5)   /* RFC 7616 §3.9.1 */
+				assert_string_equal(r1, "8ca523f5e9506fed4657c9700eebdbec");
+			if (alg == AUTH_SHA256)
+				assert_string_equal(r1, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+		}
+	EVP_MD_CTX_free(ctx);
+}
+
+static void test_tohex(void **state)
+{
+	(void)state;
+	unsigned char all[256];
+	char got[513], want[513];
+	for (int i = 0; i < 256; i++) {
+		all[i] = (unsigned char)i;
+		snprintf(want + 2 * i, 3, "%02x", i);
+	}
+	digest_tohex(all, 256, got);
+	assert_string_equal(got, want);
+	digest_tohex(all, 0, got);
+	assert_string_equal(got, "");
+}
+
 int main(int argc, char **argv)
 {
 	vectors_path = argc > 1 ? argv[1] : "tests/vectors/digest.json";
@@ -215,6 +419,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_vectors, load, unload),
 		cmocka_unit_test(test_sess_int_2069),
 		cmocka_unit_test(test_algo_names),
+		cmocka_unit_test(test_gather_edges),
+		cmocka_unit_test(test_join_edges),
+		cmocka_unit_test(test_ctx_reuse),
+		cmocka_unit_test(test_tohex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
