@@ -27,36 +27,33 @@ static void b64u_enc(const uint8_t *in, size_t n, char *out)
 	}
 }
 
-static int b64u_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
+/* Value + 1 of each base64url character; 0: not one. */
+static const uint8_t b64u_rev[256] = {
+	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
+	['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+	['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+	['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+	['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+	['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+	['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+	['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
+};
 
+/* n must be a multiple of 4. Every character is looked up before the
+ * verdict; out holds garbage on -EBADMSG. */
 static int b64u_dec(const char *in, size_t n, uint8_t *out)
 {
+	unsigned bad = 0;
 	for (size_t i = 0, o = 0; i < n; i += 4) {
-		uint32_t v = 0;
-		for (int k = 0; k < 4; k++) {
-			int x = b64u_val(in[i + k]);
-			if (x < 0)
-				return -EBADMSG;
-			v = v << 6 | (uint32_t)x;
-		}
+		uint32_t a = b64u_rev[(uint8_t)in[i]], b = b64u_rev[(uint8_t)in[i + 1]],
+			 c = b64u_rev[(uint8_t)in[i + 2]], d = b64u_rev[(uint8_t)in[i + 3]];
+		bad |= !a | !b | !c | !d;
+		uint32_t v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
 		out[o++] = (uint8_t)(v >> 16);
 		out[o++] = (uint8_t)(v >> 8);
 		out[o++] = (uint8_t)v;
 	}
-	return 0;
+	return bad ? -EBADMSG : 0;
 }
 
 /* ---- HMAC-SHA-256 with a precomputed key schedule (RFC 2104) ---- */
