@@ -13,6 +13,7 @@
 #include "config/proxy_keys.h" /* issue 4 */
 #include "config/config.h"
 #include "config/guard_keys.h"
+#include "config/keys.h"
 
 struct loader {
 	struct sw_config *c;
@@ -287,6 +288,12 @@ static void registrar_key(struct loader *ld, const char *key, const char *value)
 			c->unknown_domain_status = 404;
 		else
 			fail(ld, "unknown_domain: expected 403 or 404, got \"%s\"", value);
+		return;
+	}
+	if (config_key_is(key, "fsync")) {
+		/* fdatasync the journal before every 200: survives power loss */
+		if (config_yesno(value, &c->reg.fsync) < 0)
+			fail(ld, "fsync: expected yes or no, got \"%s\"", value);
 		return;
 	}
 	UINT_KEY("min_expires", c->reg.min_expires, 1, 86400)

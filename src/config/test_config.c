@@ -42,6 +42,7 @@ static void test_good(void **state)
 			   "trust = 10.0.0.0/8, 2001:db8::/32 ; inline comment\n"
 			   "min_expires = 30\n"
 			   "unknown_domain = 404\n"
+			   "fsync = yes\n"
 			   "[realm Example.COM]\n"
 			   "[realm b.example.org]\n"
 			   "[limits]\n"
@@ -58,6 +59,7 @@ static void test_good(void **state)
 	assert_int_equal(cfg.nreg_trust, 2);
 	assert_int_equal(cfg.reg.min_expires, 30);
 	assert_int_equal(cfg.unknown_domain_status, 404);
+	assert_true(cfg.reg.fsync);
 	assert_int_equal(cfg.nrealms, 2);
 	assert_non_null(config_realm(&cfg, "example.com", 11));
 	assert_non_null(config_realm(&cfg, "EXAMPLE.com", 11));
@@ -74,6 +76,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.nlisten, 2); /* loopback udp+tcp 5060 */
 	assert_int_equal(cfg.nreg_trust, 0); /* nobody may register by default */
 	assert_int_equal(cfg.reg.min_expires, 60);
+	assert_false(cfg.reg.fsync);      /* default: no fdatasync per REGISTER */
 }
 
 struct bad {
@@ -95,6 +98,7 @@ static void test_bad(void **state)
 		{ "[registrar]\ntrust = nonsense\n", ":2: trust" },
 		{ "[registrar]\nmin_expires = -5\n", ":2: min_expires" },
 		{ "[registrar]\nunknown_domain = 500\n", ":2: unknown_domain" },
+		{ "[registrar]\n\nfsync = sometimes\n", ":3: fsync: expected yes or no, got \"sometimes\"" },
 		{ "[realm]\n", ":1: [realm] needs a domain name" },
 		{ "[realm a.b]\n[realm A.B]\n", ":2: realm \"A.B\" is defined twice" },
 		{ "[realm a b]\n", ":1: realm \"a b\": not a domain name" },

@@ -15,6 +15,7 @@ struct reg_conf {
 	uint32_t max_bindings_per_aor;/* default 10 */
 	uint32_t max_bindings;        /* whole table (default 1 000 000) */
 	uint32_t max_contacts;        /* Contact values accepted in one REGISTER (default 16) */
+	bool fsync;                   /* fdatasync the journal before each 200 (default no) */
 };
 
 /* One binding, owned copies (it outlives the message). Sizes are bounded;
@@ -56,15 +57,9 @@ struct reg_result {
 	char *hdrs;
 	size_t hdrs_len;
 	size_t hdrs_cap;
-	/* 0: reply now. Otherwise the binding change is being committed: send
-	 * the reply only when the commit callback reports this ticket. */
-	uint64_t ticket;
+	int err;                  /* -errno of a failed journal write (status 500) */
 	unsigned bindings;        /* bindings of the AOR after the change */
 };
-
-/* Called on the store's commit thread once a ticket is durable (rc 0) or
- * failed (rc < 0). Must only hand the ticket over (queue + eventfd). */
-typedef void (*reg_commit_fn)(void *ctx, uint64_t ticket, int rc);
 
 struct sw_registrar; /* shared by all workers; internally sharded and locked */
 

@@ -1,5 +1,5 @@
 /* Registrar: RFC 3261 §10.3 over a sharded, locked location table, made
- * durable by the SQLite binding store (store/bindings.h).
+ * durable by the binding journal (store/bindings.h).
  *
  * Memory layout (issue 6: 1M bindings in <= 512 MB). struct reg_binding is
  * only the exchange format (~1.9 KB, fixed arrays). Internally a binding is
@@ -12,14 +12,15 @@
  *
  * Locking: 64 shards, each a mutex and a chained hash table keyed by
  * SipHash(canonical AOR) under a random key (AORs are attacker data).
- * All changes of one REGISTER happen under its shard lock, and are queued
- * to the store under that same lock, so the commit order on disk is the
- * order the table saw. Lock order: shard -> store queue.
+ * A shard is also the store's partition: its sequence counter and journal
+ * generation are used under the shard lock only.
  *
- * All or nothing (§10.3, last paragraph): the table is changed at once so
- * later requests see it, but the replaced versions are kept with the
- * ticket. When the commit fails, the ticket's undo puts them back (only
- * where no later change superseded them) before the worker answers 500. */
+ * All or nothing (§10.3, last paragraph): a REGISTER's change is computed
+ * aside, then the AOR's whole new state is appended to the calling
+ * worker's journal segment under the shard lock (one write()), and only
+ * when that succeeded is it applied to the table. A failed write changes
+ * nothing and the worker answers 500; a 200 therefore always names a
+ * change that survives kill -9 (and power loss with [registrar] fsync). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,7 +42,6 @@
 
 struct rb {
 	struct rb *next;
-	uint64_t id;              /* unique per version: what an undo looks for */
 	int64_t expires_at;
 	uint32_t cseq;
 	int32_t reg_id;
@@ -59,6 +59,7 @@ struct rb {
 struct ra {
 	struct ra *next;
 	uint64_t hash;
+	uint64_t seq;             /* journal seq of the state in memory */
 	struct rb *list;
 	uint16_t n;
 	uint16_t aor_len;
@@ -76,10 +77,12 @@ struct sw_registrar {
 	struct sw_hkey key;
 	struct sw_bstore *store;
 	atomic_uint nbindings;
-	atomic_uint_fast64_t next_ticket;
-	atomic_uint_fast64_t next_id;
+	struct bstore_binding dump_bind[REG_HARD_PER_AOR];  /* the compaction thread's */
 	struct shard shards[REG_SHARDS];
 };
+
+_Static_assert(REG_HARD_PER_AOR == BSTORE_MAX_BINDINGS, "a journal record holds an AOR's bindings");
+_Static_assert(REG_SHARDS <= BSTORE_MAX_PARTS, "a shard is a store partition");
 
 void reg_conf_default(struct reg_conf *c)
 {
@@ -176,10 +179,8 @@ static void rb_set_src(struct rb *b, const struct sip_txn_dest *src, uint16_t wo
 	}
 }
 
-static void rb_to_row(const struct ra *a, const struct rb *b, struct bstore_row *r)
+static void rb_to_bind(const struct rb *b, struct bstore_binding *r)
 {
-	memset(r, 0, sizeof(*r));
-	r->aor = sw_str_mk(a->aor, a->aor_len);
 	r->contact = rb_contact(b);
 	r->instance = rb_instance(b);
 	r->call_id = rb_callid(b);
@@ -193,7 +194,6 @@ static void rb_to_row(const struct ra *a, const struct rb *b, struct bstore_row 
 	r->family = b->family;
 	memcpy(r->addr, b->addr, sizeof(r->addr));
 	r->port = b->port;
-	r->conn_id = b->conn_id;
 	r->worker = b->worker;
 }
 
@@ -367,56 +367,128 @@ static bool count_reserve(struct sw_registrar *r, unsigned n)
 	return true;
 }
 
-/* ---- loading ---- */
+/* ---- loading (journal replay) and compaction ---- */
 
-static int load_row(void *ctx, const struct bstore_row *row)
+static void ra_clear(struct sw_registrar *r, struct ra *a)
+{
+	for (struct rb *b = a->list, *bn; b; b = bn) {
+		bn = b->next;
+		free(b);
+	}
+	if (a->n)
+		atomic_fetch_sub(&r->nbindings, a->n);
+	a->list = NULL;
+	a->n = 0;
+}
+
+/* One record from the snapshot or a segment: the AOR's state when its seq
+ * is the highest seen so far. An AOR left without bindings stays in the
+ * table until the load ends, so that an older record read later cannot
+ * bring it back (records come in no particular order). */
+static int load_rec(void *ctx, const struct bstore_rec *rec)
 {
 	struct sw_registrar *r = ctx;
 
-	/* Rows are ours, but a database edited by hand must not break limits. */
-	if (row->aor.len == 0 || row->aor.len >= REG_AOR_MAX ||
-	    row->contact.len == 0 || row->contact.len >= REG_CONTACT_MAX ||
-	    row->path.len >= REG_PATH_MAX || row->instance.len >= REG_INSTANCE_MAX ||
-	    row->call_id.len >= REG_CALLID_MAX || row->user_agent.len >= REG_UA_MAX)
+	if (rec->aor.len == 0 || rec->aor.len >= REG_AOR_MAX)
 		return 0;
-	uint64_t h = sw_siphash(&r->key, row->aor.p, row->aor.len);
+	uint64_t h = sw_siphash(&r->key, rec->aor.p, rec->aor.len);
 	struct shard *sh = shard_of(r, h);
-	struct ra *a = ra_find(sh, h, row->aor.p, row->aor.len);
-	if (a && a->n >= r->conf.max_bindings_per_aor)
+	struct ra *a = ra_find(sh, h, rec->aor.p, rec->aor.len);
+	if (a && a->seq >= rec->seq)
 		return 0;
-	if (!count_reserve(r, 1))
-		return 0;
-	struct rb *b = rb_new(row->contact, row->path, row->instance, row->call_id,
-			      row->user_agent);
-	if (!b)
-		return -ENOMEM;
-	b->id = atomic_fetch_add(&r->next_id, 1);
 	if (!a) {
-		a = ra_new(h, row->aor.p, row->aor.len);
-		if (!a) {
-			free(b);
+		a = ra_new(h, rec->aor.p, rec->aor.len);
+		if (!a)
+			return -ENOMEM;
+		ra_link(sh, a);
+	} else {
+		ra_clear(r, a);
+	}
+	a->seq = rec->seq;
+	struct rb **tail = &a->list;
+	for (unsigned i = 0; i < rec->n && a->n < r->conf.max_bindings_per_aor; i++) {
+		const struct bstore_binding *row = &rec->b[i];
+		/* Records are ours, but a damaged or hand-made one must not
+		 * break limits. */
+		if (row->contact.len == 0 || row->contact.len >= REG_CONTACT_MAX ||
+		    row->path.len >= REG_PATH_MAX || row->instance.len >= REG_INSTANCE_MAX ||
+		    row->call_id.len >= REG_CALLID_MAX || row->user_agent.len >= REG_UA_MAX)
+			continue;
+		if (!count_reserve(r, 1))
+			return 0;
+		struct rb *b = rb_new(row->contact, row->path, row->instance, row->call_id,
+				      row->user_agent);
+		if (!b) {
+			atomic_fetch_sub(&r->nbindings, 1);
 			return -ENOMEM;
 		}
-		ra_link(sh, a);
+		b->expires_at = row->expires_at;
+		b->cseq = row->cseq;
+		b->reg_id = row->reg_id;
+		b->q = row->q;
+		b->proto = row->proto;
+		b->family = row->family;
+		memcpy(b->addr, row->addr, sizeof(b->addr));
+		b->port = row->port;
+		b->worker = row->worker;
+		/* Connections and sockets died with the old process: a stale
+		 * conn_id could name some other peer's new connection. */
+		b->conn_id = 0;
+		b->fd = -1;
+		b->reliable = row->proto != 0;
+		*tail = b;
+		tail = &b->next;
+		a->n++;
 	}
-	b->expires_at = row->expires_at;
-	b->cseq = row->cseq;
-	b->reg_id = row->reg_id;
-	b->q = row->q;
-	b->proto = row->proto;
-	b->family = row->family;
-	memcpy(b->addr, row->addr, sizeof(b->addr));
-	b->port = row->port;
-	b->worker = row->worker;
-	/* Connections and sockets died with the old process: a stale conn_id
-	 * could name some other peer's new connection. */
-	b->conn_id = 0;
-	b->fd = -1;
-	b->reliable = row->proto != 0;
-	b->next = a->list;
-	a->list = b;
-	a->n++;
 	return 0;
+}
+
+/* After the load: drop the AORs that ended without bindings. */
+static void sweep_empty(struct sw_registrar *r)
+{
+	for (unsigned i = 0; i < REG_SHARDS; i++) {
+		struct shard *sh = &r->shards[i];
+		for (size_t j = 0; j <= sh->mask; j++) {
+			for (struct ra **ap = &sh->buckets[j]; *ap;) {
+				struct ra *a = *ap;
+				if (a->n == 0) {
+					*ap = a->next;
+					ra_clear(r, a);
+					free(a);
+				} else {
+					ap = &a->next;
+				}
+			}
+		}
+	}
+}
+
+/* Compaction (store thread): one shard into the snapshot, under its lock.
+ * Expired bindings are left out; an AOR without live ones is not written
+ * (older records of it disappear with the segments this replaces). */
+static int dump_shard(void *ctx, unsigned part, struct bstore_dump *d, int64_t now_s)
+{
+	struct sw_registrar *r = ctx;
+	struct shard *sh = &r->shards[part];
+	int rc = 0;
+
+	pthread_mutex_lock(&sh->mu);
+	bstore_dump_mark(d, part);
+	for (size_t j = 0; rc == 0 && j <= sh->mask; j++) {
+		for (struct ra *a = sh->buckets[j]; rc == 0 && a; a = a->next) {
+			unsigned n = 0;
+			for (struct rb *b = a->list; b && n < REG_HARD_PER_AOR; b = b->next)
+				if (b->expires_at > now_s)
+					rb_to_bind(b, &r->dump_bind[n++]);
+			if (!n)
+				continue;
+			struct bstore_rec rec = { sw_str_mk(a->aor, a->aor_len), a->seq, n,
+						  r->dump_bind };
+			rc = bstore_dump_add(d, &rec);
+		}
+	}
+	pthread_mutex_unlock(&sh->mu);
+	return rc;
 }
 
 static void free_all(struct sw_registrar *r)
@@ -440,9 +512,12 @@ static void free_all(struct sw_registrar *r)
 	}
 }
 
-struct sw_registrar *registrar_open(const struct reg_conf *conf, const char *db_path, int *err)
+struct sw_registrar *registrar_open(const struct reg_conf *conf, const char *data_dir,
+				    const struct bstore_conf *store_conf, bstore_report_fn report,
+				    void *report_ctx, int *err)
 {
 	struct reg_conf defc;
+	struct bstore_conf sc;
 	struct sw_registrar *r;
 	int rc;
 
@@ -453,7 +528,7 @@ struct sw_registrar *registrar_open(const struct reg_conf *conf, const char *db_
 	if (conf->max_bindings_per_aor == 0 || conf->max_bindings_per_aor > REG_HARD_PER_AOR ||
 	    conf->max_contacts == 0 || conf->max_contacts > REG_HARD_CONTACTS ||
 	    conf->max_bindings == 0 || conf->min_expires > conf->max_expires ||
-	    conf->max_expires == 0 || !db_path) {
+	    conf->max_expires == 0 || !data_dir) {
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -466,8 +541,6 @@ struct sw_registrar *registrar_open(const struct reg_conf *conf, const char *db_
 	if (r->conf.default_expires > r->conf.max_expires)
 		r->conf.default_expires = r->conf.max_expires;
 	atomic_init(&r->nbindings, 0);
-	atomic_init(&r->next_ticket, 1);
-	atomic_init(&r->next_id, 1);
 	rc = sw_hkey_random(&r->key);
 	if (rc)
 		goto fail_free;
@@ -487,9 +560,17 @@ struct sw_registrar *registrar_open(const struct reg_conf *conf, const char *db_
 		pthread_mutex_init(&sh->mu, NULL);
 	}
 
-	r->store = bstore_open(db_path, NULL, sw_wall_s(), load_row, r, &rc);
+	if (store_conf)
+		sc = *store_conf;
+	else
+		bstore_conf_default(&sc);
+	sc.fsync = sc.fsync || conf->fsync;
+	struct bstore_hooks hooks = { .nparts = REG_SHARDS, .load = load_rec, .dump = dump_shard,
+				      .report = report, .report_ctx = report_ctx, .ctx = r };
+	r->store = bstore_open(data_dir, &sc, &hooks, sw_wall_s(), &rc);
 	if (!r->store)
 		goto fail_tab;
+	sweep_empty(r);
 	if (err)
 		*err = 0;
 	return r;
@@ -508,9 +589,24 @@ void registrar_close(struct sw_registrar *r)
 {
 	if (!r)
 		return;
-	bstore_close(r->store);   /* commits what is queued, completes its tickets */
+	bstore_close(r->store);   /* stops the compaction thread first */
 	free_all(r);
 	free(r);
+}
+
+void registrar_store_stats(struct sw_registrar *r, struct bstore_stats *out)
+{
+	bstore_stats(r->store, out);
+}
+
+int registrar_compact(struct sw_registrar *r, int64_t now_s)
+{
+	return bstore_compact(r->store, now_s);
+}
+
+void registrar_inject_write_error(struct sw_registrar *r, uint16_t worker, int err, size_t partial)
+{
+	bstore_inject_write_error(r->store, worker, err, partial);
 }
 
 unsigned registrar_count(struct sw_registrar *r)
@@ -645,92 +741,6 @@ static void h_contact(struct hout *h, const struct rb *b, int64_t now_s)
 	h_cstr(h, "\r\n");
 }
 
-/* ---- undo of a failed commit ---- */
-
-struct undo_ent {
-	struct rb *before;        /* version replaced or removed, NULL for an addition */
-	uint64_t after;           /* id of the version written, 0 for a removal */
-};
-
-struct undo {
-	struct sw_registrar *r;
-	reg_commit_fn done;
-	void *ctx;
-	uint64_t hash;
-	unsigned n;
-	uint16_t aor_len;
-	char aor[REG_AOR_MAX];
-	struct undo_ent e[];
-};
-
-static void undo_apply(struct undo *u)
-{
-	struct sw_registrar *r = u->r;
-	struct shard *sh = shard_of(r, u->hash);
-
-	pthread_mutex_lock(&sh->mu);
-	struct ra *a = ra_find(sh, u->hash, u->aor, u->aor_len);
-	for (unsigned i = 0; i < u->n; i++) {
-		struct undo_ent *e = &u->e[i];
-		struct rb **pp = NULL;
-		for (struct rb **bp = a ? &a->list : NULL; bp && *bp && e->after; bp = &(*bp)->next)
-			if ((*bp)->id == e->after)
-				pp = bp;
-		if (pp) {
-			/* Our version is still current: swap it back or drop it. */
-			struct rb *cur = *pp;
-			if (e->before) {
-				e->before->next = cur->next;
-				*pp = e->before;
-				e->before = NULL;
-			} else {
-				*pp = cur->next;
-				a->n--;
-				atomic_fetch_sub(&r->nbindings, 1);
-			}
-			free(cur);
-			continue;
-		}
-		if (e->after || !e->before)
-			continue;   /* superseded by a later change: that one stands */
-		/* A removal: reinstate unless the row key was taken since. */
-		bool taken = false;
-		for (struct rb *b = a ? a->list : NULL; b && !taken; b = b->next)
-			taken = sw_str_eq(rb_contact(b), rb_contact(e->before));
-		if (taken)
-			continue;
-		if (!a) {
-			a = ra_new(u->hash, u->aor, u->aor_len);
-			if (!a)
-				continue;
-			ra_link(sh, a);
-		}
-		e->before->next = a->list;
-		a->list = e->before;
-		a->n++;
-		atomic_fetch_add(&r->nbindings, 1);
-		e->before = NULL;
-	}
-	if (a && !a->list)
-		ra_unlink_free(sh, a);
-	pthread_mutex_unlock(&sh->mu);
-}
-
-/* Runs on the store's commit thread. On failure the store reports the
- * tickets of a batch newest first, so stacked undos unwind in order. */
-static void ticket_done(void *ctx, uint64_t ticket, int rc)
-{
-	struct undo *u = ctx;
-
-	if (rc != 0)
-		undo_apply(u);
-	for (unsigned i = 0; i < u->n; i++)
-		free(u->e[i].before);
-	if (u->done)
-		u->done(u->ctx, ticket, rc);
-	free(u);
-}
-
 /* ---- request processing ---- */
 
 /* One Contact of the request, checked and with its expiry settled. */
@@ -854,6 +864,7 @@ struct req {
 	bool star;
 	unsigned n;
 	struct req_contact c[REG_HARD_CONTACTS];
+	struct bstore_binding bind[REG_HARD_PER_AOR];   /* the journal record */
 };
 
 static void check_request(struct sw_registrar *r, const struct sip_msg *m, struct req *q,
@@ -972,32 +983,33 @@ static void write_headers(struct hout *h, const struct req *q, struct slot *sl, 
 
 int registrar_register(struct sw_registrar *r, const struct sip_msg *m,
 		       const struct sip_txn_dest *src, uint16_t worker, int64_t now_s,
-		       reg_commit_fn done, void *ctx, struct reg_result *res)
+		       struct reg_result *res)
 {
 	struct slot sl[REG_HARD_PER_AOR + REG_HARD_CONTACTS];
-	struct bstore_op *ops[2 * (REG_HARD_PER_AOR + REG_HARD_CONTACTS) + 1];
 	struct hout h;
-	unsigned ns = 0, nops = 0, n_old = 0, final = 0, reserved = 0;
+	unsigned ns = 0, n_old = 0, final = 0, reserved = 0;
 	struct ra *a, *fresh = NULL;
-	struct undo *undo = NULL;
 	struct req *q;
 
 	if (!r || !m || !res)
 		return -EINVAL;
 	h = (struct hout){ res->hdrs, res->hdrs ? res->hdrs_cap : 0, 0, false };
 	res->hdrs_len = 0;
-	res->ticket = 0;
+	res->err = 0;
 	res->bindings = 0;
 	if (!m->is_request || m->method != SIP_M_REGISTER) {
 		res_set(res, 400, "not-register");
 		return 0;
 	}
-	/* ~20 KB of parsed contacts: heap, not a worker's stack. */
-	q = calloc(1, sizeof(*q));
+	/* ~35 KB of parsed contacts and the record: heap, not a worker's
+	 * stack; not zeroed (check_request sets what it reads). */
+	q = malloc(sizeof(*q));
 	if (!q) {
 		res_set(res, 500, "no-memory");
 		return 0;
 	}
+	q->n = 0;
+	q->star = false;
 	check_request(r, m, q, res);
 	if (res->status) {
 		if (res->status == 423) {
@@ -1077,7 +1089,6 @@ int registrar_register(struct sw_registrar *r, const struct sip_msg *m,
 			res_set(res, 500, "no-memory");
 			goto abort;
 		}
-		nb->id = atomic_fetch_add(&r->next_id, 1);
 		nb->expires_at = now_s + c->expires;
 		nb->cseq = m->cseq.num;
 		nb->reg_id = c->na.reg_id >= 0 ? (int32_t)c->na.reg_id : -1;
@@ -1136,49 +1147,27 @@ int registrar_register(struct sw_registrar *r, const struct sip_msg *m,
 		}
 	}
 
-	/* The disk gets the same change, queued under the shard lock. */
-	struct ra *key_ra = a ? a : fresh;
-	/* Deletes first: a row key freed by one binding may be reused by another. */
+	/* The journal gets the AOR's new state first (under the shard lock,
+	 * so the seq order is the table's order); memory only after it. */
+	bool changed = false;
+	unsigned nb = 0;
 	for (unsigned i = 0; i < ns; i++) {
 		struct slot *s = &sl[i];
-		if (s->old && (s->removed || (s->new && !sw_str_eq(rb_contact(s->old),
-								   rb_contact(s->new))))) {
-			ops[nops] = bstore_op_delete(sw_str_mk(key_ra->aor, key_ra->aor_len),
-						     rb_contact(s->old));
-			if (!ops[nops++])
-				goto nomem_ops;
-		}
+		struct rb *keep = s->new ? s->new : s->removed ? NULL : s->old;
+		changed |= s->new || (s->old && s->removed);
+		if (keep && nb < REG_HARD_PER_AOR)
+			rb_to_bind(keep, &q->bind[nb++]);
 	}
-	for (unsigned i = 0; i < ns; i++) {
-		struct bstore_row row;
-		if (sl[i].new) {
-			rb_to_row(key_ra, sl[i].new, &row);
-			ops[nops] = bstore_op_upsert(&row);
-			if (!ops[nops++])
-				goto nomem_ops;
-		}
-	}
-	if (nops) {
-		undo = malloc(sizeof(*undo) + ns * sizeof(undo->e[0]));
-		if (!undo) {
-			res_set(res, 500, "no-memory");
-			goto abort_ops;
-		}
-		*undo = (struct undo){ .r = r, .done = done, .ctx = ctx, .hash = q->hash,
-				       .aor_len = (uint16_t)q->aor_len };
-		memcpy(undo->aor, q->aor, q->aor_len);
-		for (unsigned i = 0; i < ns; i++) {
-			struct slot *s = &sl[i];
-			if (s->new || (s->old && s->removed))
-				undo->e[undo->n++] = (struct undo_ent){
-					.before = s->old, .after = s->new ? s->new->id : 0 };
-		}
-		res->ticket = atomic_fetch_add(&r->next_ticket, 1);
-		int rc = bstore_submit(r->store, ops, nops, res->ticket, ticket_done, undo);
+	uint64_t seq = 0;
+	if (changed) {
+		struct bstore_rec rec = { sw_str_mk(q->aor, q->aor_len), 0, nb, q->bind };
+		int rc = nb == final ? bstore_append(r->store, (unsigned)(q->hash & (REG_SHARDS - 1)),
+						     worker, &rec, &seq) : -EINVAL;
 		if (rc) {
-			res->ticket = 0;
-			res_set(res, 503, "store-busy");
-			goto abort_ops;
+			res->err = rc;
+			res_set(res, 500, "journal-write-failed");
+			free(fresh);
+			goto abort;
 		}
 	}
 
@@ -1187,13 +1176,13 @@ int registrar_register(struct sw_registrar *r, const struct sip_msg *m,
 		ra_link(sh, fresh);
 		a = fresh;
 	}
-	if (a) {
+	if (a && changed) {
 		struct rb **tail = &a->list;
+		a->seq = seq;
 		for (unsigned i = 0; i < ns; i++) {
 			struct slot *s = &sl[i];
 			struct rb *keep = s->new ? s->new : s->removed ? NULL : s->old;
-			/* Replaced versions live on in the undo until the commit. */
-			if (s->old && s->old != keep && !undo)
+			if (s->old && s->old != keep)
 				free(s->old);
 			if (keep) {
 				*tail = keep;
@@ -1216,14 +1205,6 @@ reply_ok:
 	free(q);
 	return 0;
 
-nomem_ops:
-	nops--;
-	res_set(res, 500, "no-memory");
-abort_ops:
-	for (unsigned i = 0; i < nops; i++)
-		bstore_op_free(ops[i]);
-	free(undo);
-	free(fresh);
 abort:
 	pthread_mutex_unlock(&sh->mu);
 	if (reserved)
@@ -1312,17 +1293,7 @@ unsigned registrar_purge(struct sw_registrar *r, int64_t now_s)
 		return 0;
 	atomic_fetch_sub(&r->nbindings, gone);
 
-	/* Disk: one DELETE by time. Rows refreshed meanwhile have a later
-	 * expires_at, so this cannot remove a live binding. When the queue is
-	 * full the rows stay until the next purge or open; they are expired
-	 * and never loaded. */
-	struct bstore_op *op = bstore_op_purge(now_s);
-	if (op && bstore_submit(r->store, &op, 1, 0, NULL, NULL) != 0)
-		bstore_op_free(op);
+	/* Memory only: the journal's records of these bindings carry their
+	 * expiry, so they are dropped at the next load or compaction. */
 	return gone;
-}
-
-void registrar_flush(struct sw_registrar *r)
-{
-	bstore_flush(r->store);
 }

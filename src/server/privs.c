@@ -39,9 +39,12 @@ static int lookup(const char *user, const char *group, uid_t *uid, gid_t *gid)
 	return 0;
 }
 
-/* data_dir and the regular files directly in it (bindings.db, its -wal
- * and -shm, credentials.db, bans.db …) to uid:gid. Never follows a
- * symlink: one planted in data_dir must not hand /etc/shadow over. */
+/* data_dir and the regular files directly in it (bindings.snap and the
+ * journal segments bindings-W-G.log, credentials.db and bans.db with
+ * their -wal and -shm, …) to uid:gid. The service creates new segments
+ * and snapshots there later, so the directory itself must be its own.
+ * Never follows a symlink: one planted in data_dir must not hand
+ * /etc/shadow over. */
 static int chown_data(const char *dir, uid_t uid, gid_t gid)
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -25,19 +25,6 @@ struct sw_proxy;   /* issue 4: route_proxy.c */
 struct sw_pxw;
 struct auth_worker;
 
-/* A reply waiting for its binding change to be durable (issue 6: the 200
- * goes out only for a committed binding). */
-struct sw_pending {
-	uint64_t ticket;        /* 0 = free slot */
-	struct sip_txn *txn;
-	struct sip_txn_dest dest;
-	uint64_t since_ms;
-	unsigned status_ok;     /* the status to send once committed */
-	size_t len;
-	char *resp;             /* the complete reply, built before the commit */
-	size_t cap;
-};
-
 /* Replies held back by the tarpit flood policy. */
 #define SW_TARPIT_MAX 256
 #define SW_TARPIT_BYTES 2048
@@ -47,9 +34,6 @@ struct sw_tarpit {
 	uint16_t len;           /* 0 = free slot */
 	char buf[SW_TARPIT_BYTES];
 };
-
-#define SW_PENDING_MAX 4096
-#define SW_DONE_MAX 4096
 
 struct sw_server;
 
@@ -64,14 +48,9 @@ struct sw_worker {
 	struct auth_worker *aw;
 	struct event *tick_ev;
 
-	/* commit completions handed over by the store thread */
-	int done_fd;                       /* eventfd */
-	struct event *done_ev;
-	pthread_mutex_t done_lock;
-	struct { uint64_t ticket; int rc; } done[SW_DONE_MAX];
-	unsigned ndone;
-	struct sw_pending *pending;        /* SW_PENDING_MAX slots */
-	unsigned npending;
+	/* failed journal writes: rate-limited log (route_register.c) */
+	uint64_t jfail_logged_ms;
+	unsigned jfail_quiet;
 	struct sw_tarpit *tarpit;          /* SW_TARPIT_MAX slots */
 	unsigned ntarpit;
 

@@ -32,6 +32,16 @@ static int make_data_dir(const char *dir)
 	return -errno;
 }
 
+/* The binding store's problems: a damaged journal or snapshot (file and
+ * offset; the good records were kept), a failed compaction. */
+static void store_report(void *ctx, const char *file, uint64_t off, const char *what, int err)
+{
+	const char *dir = ctx;
+	sw_logf(err && err != -EBADMSG ? SW_LOG_ERROR : SW_LOG_WARN, "registrar.store",
+		"data_dir=\"%s\" file=\"%s\" offset=%llu problem=\"%s\" error=\"%s\"", dir, file,
+		(unsigned long long)off, what, err ? strerror(-err) : "none");
+}
+
 /* One line per ban / unban (issue 5); the guard library does not log. */
 static void log_guard_events(struct sw_guard *g)
 {
@@ -98,17 +108,23 @@ int server_run(const struct sw_config *cfg)
 		guard_close(srv.guard);
 		return 1;
 	}
-	char db[SW_PATH_MAX + 32];
-	snprintf(db, sizeof(db), "%s/bindings.db", cfg->data_dir);
-	srv.reg = registrar_open(&cfg->reg, db, &err);
+	uint64_t t0 = sw_now_ms();
+	srv.reg = registrar_open(&cfg->reg, cfg->data_dir, NULL, store_report, (void *)cfg->data_dir, &err);
 	if (!srv.reg) {
-		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot open binding store\" path=\"%s\" error=\"%s\"",
-			db, strerror(err < 0 ? -err : EIO));
+		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot open binding store\" data_dir=\"%s\" error=\"%s\"",
+			cfg->data_dir, strerror(err < 0 ? -err : EIO));
 		auth_close(srv.auth);
 		guard_close(srv.guard);
 		return 1;
 	}
-	sw_logf(SW_LOG_INFO, "registrar.loaded", "bindings=%u path=\"%s\"", registrar_count(srv.reg), db);
+	struct bstore_stats bs;
+	registrar_store_stats(srv.reg, &bs);
+	sw_logf(SW_LOG_INFO, "registrar.loaded",
+		"bindings=%u data_dir=\"%s\" snapshot_bytes=%llu journal_bytes=%llu segments=%u records=%llu imported=%llu damaged=%llu ms=%llu fsync=%s",
+		registrar_count(srv.reg), cfg->data_dir, (unsigned long long)bs.snap_bytes,
+		(unsigned long long)bs.journal_bytes, bs.segments, (unsigned long long)bs.records,
+		(unsigned long long)bs.imported, (unsigned long long)bs.damaged,
+		(unsigned long long)(sw_now_ms() - t0), cfg->reg.fsync ? "yes" : "no");
 
 	srv.nworkers = worker_count(cfg);
 	srv.workers = calloc(srv.nworkers, sizeof(*srv.workers));
@@ -169,7 +185,7 @@ stop:
 		worker_stop(&srv.workers[i]);
 	for (unsigned i = 0; i < started; i++)
 		worker_join(&srv.workers[i]);
-	/* Closing the registrar drains its commit queue before workers go away. */
+	/* Workers are gone: nobody appends to the journal any more. */
 	registrar_close(srv.reg);
 	for (unsigned i = 0; i < inited; i++)
 		worker_free(&srv.workers[i]);

@@ -13,15 +13,10 @@ int worker_start(struct sw_worker *w);
 void worker_stop(struct sw_worker *w);
 void worker_join(struct sw_worker *w);
 void worker_free(struct sw_worker *w);
-/* Store-thread side of the commit hand-over (reg_commit_fn). */
-void worker_commit_done(void *ctx, uint64_t ticket, int rc);
 /* Send and count; dest from the transaction or the request. */
 void worker_send(struct sw_worker *w, const struct sip_txn_dest *d, const char *buf, size_t len);
 
 /* pipeline.c: every received datagram / framed message. */
 void pipeline_rx(void *ctx, const struct sw_rx *rx);
-/* A reply waiting on a commit: send it (rc == 0) or answer 500. */
-void pipeline_commit_done(struct sw_worker *w, uint64_t ticket, int rc);
-void pipeline_expire_pending(struct sw_worker *w, uint64_t now_ms);
 
 #endif

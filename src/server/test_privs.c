@@ -61,14 +61,16 @@ static int drop_child(const char *dir, const char *outside, uid_t nobody)
 		return 12;
 	if (getgroups(0, NULL) > 1)
 		return 13;
-	snprintf(p, sizeof(p), "%s/bindings.db", dir);
+	snprintf(p, sizeof(p), "%s/bindings.snap", dir);
 	if (stat(p, &st) < 0 || st.st_uid != nobody)
 		return 14;
+	snprintf(p, sizeof(p), "%s/bindings-0-1.log", dir);
 	int fd = open(p, O_WRONLY | O_APPEND);   /* still writable by the service */
 	if (fd < 0 || write(fd, "x", 1) != 1)
 		return 15;
 	close(fd);
-	snprintf(p, sizeof(p), "%s/bindings.db-wal", dir);  /* SQLite creates files here */
+	/* workers create new journal segments, compaction a new snapshot */
+	snprintf(p, sizeof(p), "%s/bindings-0-2.log", dir);
 	fd = open(p, O_WRONLY | O_CREAT, 0600);
 	if (fd < 0)
 		return 16;
@@ -87,10 +89,14 @@ static void test_drop_to_nobody(void **state)
 	char dir[] = "/tmp/sw-privs-XXXXXX";
 	assert_non_null(mkdtemp(dir));
 	char p[512], outside[512], link[512];
-	snprintf(p, sizeof(p), "%s/bindings.db", dir);
-	int fd = open(p, O_WRONLY | O_CREAT, 0600);
-	assert_true(fd >= 0);
-	close(fd);
+	static const char *const files[] = { "bindings.snap", "bindings-0-1.log" };
+	for (unsigned i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+		int fd = open(p, O_WRONLY | O_CREAT, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	int fd;
 	snprintf(outside, sizeof(outside), "%s.outside", dir);
 	fd = open(outside, O_WRONLY | O_CREAT, 0600);
 	assert_true(fd >= 0);
@@ -109,9 +115,11 @@ static void test_drop_to_nobody(void **state)
 	assert_int_equal(st.st_uid, 0);
 	unlink(link);
 	unlink(outside);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/bindings.db-wal", dir);
-	unlink(p);
+	static const char *const made[] = { "bindings.snap", "bindings-0-1.log", "bindings-0-2.log" };
+	for (unsigned i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, made[i]);
+		unlink(p);
+	}
 	rmdir(dir);
 	assert_true(WIFEXITED(ws));
 	assert_int_equal(WEXITSTATUS(ws), 0);

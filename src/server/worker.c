@@ -5,7 +5,6 @@
 #include <event2/thread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -46,7 +45,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sw_worker *w = arg;
 	uint64_t now = sw_now_ms();
-	pipeline_expire_pending(w, now);
 	guard_tarpit_flush(w, now);
 	uint64_t next = sip_txn_tick(w->txns, now, send_cb, w);
 	uint64_t pnext = route_proxy_tick(w, now); /* issue 4: client transactions */
@@ -56,49 +54,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	arm_tick(w, next);
 }
 
-/* Runs on the store's commit thread: queue the ticket, wake the worker. */
-void worker_commit_done(void *ctx, uint64_t ticket, int rc)
-{
-	struct sw_worker *w = ctx;
-	pthread_mutex_lock(&w->done_lock);
-	if (w->ndone < SW_DONE_MAX) {
-		w->done[w->ndone].ticket = ticket;
-		w->done[w->ndone].rc = rc;
-		w->ndone++;
-	}
-	/* else: the reply is dropped; the client retransmits and the
-	 * transaction layer re-runs nothing — the refresh lands next time. */
-	pthread_mutex_unlock(&w->done_lock);
-	uint64_t one = 1;
-	ssize_t n = write(w->done_fd, &one, sizeof(one));
-	(void)n;
-}
-
-static void done_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sw_worker *w = arg;
-	uint64_t cnt;
-	ssize_t n = read(w->done_fd, &cnt, sizeof(cnt));
-	(void)n;
-	struct { uint64_t ticket; int rc; } batch[256];
-	for (;;) {
-		unsigned k = 0;
-		pthread_mutex_lock(&w->done_lock);
-		while (k < 256 && w->ndone > 0) {
-			w->ndone--;
-			batch[k].ticket = w->done[w->ndone].ticket;
-			batch[k].rc = w->done[w->ndone].rc;
-			k++;
-		}
-		pthread_mutex_unlock(&w->done_lock);
-		if (k == 0)
-			break;
-		for (unsigned i = 0; i < k; i++)
-			pipeline_commit_done(w, batch[i].ticket, batch[i].rc);
-	}
-	sw_tp_flush(w->tp);
-}
-
 int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 {
 	const struct sw_config *cfg = srv->cfg;
@@ -106,8 +61,6 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 	w->id = id;
 	w->srv = srv;
 	w->cfg = cfg;
-	w->done_fd = -1;
-	pthread_mutex_init(&w->done_lock, NULL);
 	w->base = event_base_new();
 	if (!w->base)
 		return -ENOMEM;
@@ -128,16 +81,12 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 	w->out_cap = w->extra_cap + cfg->limits.max_msg + 4096;
 	w->out = malloc(w->out_cap);
 	w->extra = malloc(w->extra_cap);
-	w->pending = calloc(SW_PENDING_MAX, sizeof(*w->pending));
 	w->tarpit = calloc(SW_TARPIT_MAX, sizeof(*w->tarpit));
-	w->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (!w->tp || !w->txns || !w->aw || !w->hdrs || !w->out || !w->extra || !w->pending || !w->tarpit || w->done_fd < 0)
+	if (!w->tp || !w->txns || !w->aw || !w->hdrs || !w->out || !w->extra || !w->tarpit)
 		return -ENOMEM;
-	w->done_ev = event_new(w->base, w->done_fd, EV_READ | EV_PERSIST, done_cb, w);
 	w->tick_ev = evtimer_new(w->base, tick_cb, w);
-	if (!w->done_ev || !w->tick_ev)
+	if (!w->tick_ev)
 		return -ENOMEM;
-	event_add(w->done_ev, NULL);
 	arm_tick(w, 100);
 	for (unsigned i = 0; i < cfg->nlisten; i++) {
 		const struct sw_listen *l = &cfg->listen[i];
@@ -183,13 +132,6 @@ void worker_join(struct sw_worker *w)
 void worker_free(struct sw_worker *w)
 {
 	route_proxy_worker_free(w); /* issue 4: before the event base goes */
-	if (w->pending) {
-		for (unsigned i = 0; i < SW_PENDING_MAX; i++)
-			free(w->pending[i].resp);
-		free(w->pending);
-	}
-	if (w->done_ev)
-		event_free(w->done_ev);
 	if (w->tick_ev)
 		event_free(w->tick_ev);
 	if (w->tp)
@@ -200,11 +142,8 @@ void worker_free(struct sw_worker *w)
 		auth_worker_free(w->aw);
 	if (w->base)
 		event_base_free(w->base);
-	if (w->done_fd >= 0)
-		close(w->done_fd);
 	free(w->tarpit);
 	free(w->hdrs);
 	free(w->out);
 	free(w->extra);
-	pthread_mutex_destroy(&w->done_lock);
 }

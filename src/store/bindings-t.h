@@ -1,5 +1,5 @@
-/* Persistent binding store (SQLite, WAL, group commit) — types.
- * The store knows rows, not SIP: the registrar above it decides what a
+/* Persistent binding store (append-only journal + snapshot) — types.
+ * The store knows records, not SIP: the registrar above it decides what a
  * binding is (DESIGN.md "Layout": store/ sits below registrar/). */
 #ifndef SW_STORE_BINDINGS_T_H
 #define SW_STORE_BINDINGS_T_H
@@ -7,43 +7,58 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/str-t.h"
+#include "store/journal-t.h"
 
-/* One row of table `bindings`. Slices point into the op that carries the
- * row, or into SQLite's column memory while a load callback runs. */
-struct bstore_row {
-	struct sw_str aor;         /* canonical AOR */
-	struct sw_str contact;     /* Contact URI as registered; key with aor */
-	struct sw_str instance;    /* +sip.instance, empty when none */
-	struct sw_str call_id;
-	struct sw_str path;        /* Path values comma-joined, empty when none */
-	struct sw_str user_agent;
-	int64_t expires_at;        /* wall-clock seconds */
-	uint32_t cseq;
-	int32_t reg_id;            /* -1 none */
-	int16_t q;                 /* 0..1000, -1 none */
-	uint8_t proto;             /* transport the REGISTER came over */
-	uint8_t family;            /* AF_INET / AF_INET6 / 0 = no received address */
-	uint8_t addr[16];          /* received address, network order */
-	uint16_t port;             /* received port */
-	uint32_t conn_id;          /* informational after a restart */
-	uint16_t worker;
-};
+/* Partitions (the registrar's shards) and writers (worker ids). */
+#define BSTORE_MAX_PARTS 256
+#define BSTORE_MAX_WRITERS 1024
+
+struct sw_bstore;
+struct bstore_dump;            /* a snapshot being written (compaction) */
+
+/* Replay: one record that may win for its AOR (highest seq wins; the
+ * owner keeps tombstones — n == 0 — until the load ends so that an older
+ * record met later cannot bring the AOR back). Expired bindings are
+ * already removed. Non-zero fails the open. */
+typedef int (*bstore_load_fn)(void *ctx, const struct bstore_rec *rec);
+/* Compaction, once per partition on the store's thread: take the
+ * partition's lock, call bstore_dump_mark(d, part), then
+ * bstore_dump_add(d, rec) for each AOR with unexpired bindings, unlock.
+ * Non-zero aborts the compaction (nothing is lost: see bindings.c). */
+typedef int (*bstore_dump_fn)(void *ctx, unsigned part, struct bstore_dump *d, int64_t now_s);
+/* Problems worth a log line: a damaged file (name, offset, what), a
+ * failed compaction. Called from the opener or the store's thread. */
+typedef void (*bstore_report_fn)(void *ctx, const char *file, uint64_t off, const char *what,
+				 int err);
 
 struct bstore_conf {
-	unsigned queue_cap;        /* ops waiting to be committed (default 65536) */
-	bool sync_full;            /* PRAGMA synchronous=FULL: survive power loss too */
+	bool fsync;                /* fdatasync each append (power-loss durability) */
+	uint64_t compact_min_bytes;/* compact when the journal exceeds max(this, */
+	unsigned compact_ratio;    /* ratio × last snapshot size); 64 MB and 2 */
+	unsigned check_ms;         /* how often the thread looks (1000) */
+	unsigned retry_ms;         /* after a failed compaction (60000) */
+	bool no_thread;            /* tests: compaction only via bstore_compact */
+	int kill_at;               /* tests: SIGKILL at compaction step N (0 = off) */
 };
 
-struct bstore_op;              /* one change, owned by the queue once submitted */
-struct sw_bstore;
+struct bstore_hooks {
+	unsigned nparts;           /* 1..BSTORE_MAX_PARTS */
+	bstore_load_fn load;
+	bstore_dump_fn dump;
+	void *ctx;                 /* for load and dump */
+	bstore_report_fn report;   /* may be NULL */
+	void *report_ctx;
+};
 
-/* Called on the commit thread once a ticket's changes are committed (rc 0)
- * or their transaction failed (rc < 0). Tickets of a committed batch are
- * reported in submission order, those of a failed batch newest first. */
-typedef void (*bstore_done_fn)(void *ctx, uint64_t ticket, int rc);
-/* Called for each unexpired row while the store opens; non-zero stops the
- * load and fails the open with that value. */
-typedef int (*bstore_row_fn)(void *ctx, const struct bstore_row *row);
+/* What the store found and did at open (for the start-up log line). */
+struct bstore_stats {
+	uint64_t snap_bytes, journal_bytes;
+	unsigned segments;         /* live segment files replayed */
+	uint64_t records;          /* records read (snapshot + segments) */
+	uint64_t imported;         /* rows imported from bindings.db */
+	uint64_t damaged;          /* damaged ranges skipped */
+	uint64_t gen;              /* generation workers write now */
+	uint64_t compactions;      /* finished since open */
+};
 
 #endif

@@ -1,350 +1,758 @@
-/* Persistent binding store: SQLite in WAL mode with group commit.
+/* Persistent binding store: an append-only journal written by the workers
+ * and a snapshot rewritten in the background.
  *
- * Durability: the database runs in WAL mode with synchronous=NORMAL by
- * default. A COMMIT then write()s the transaction's frames to the -wal file
- * before sqlite3_step() returns; only the fsync is deferred to checkpoints.
- * Data handed to the kernel by write() survives the death of the process
- * (kill -9, crash, OOM kill) because the page cache belongs to the kernel,
- * so every committed transaction is back after a restart. Only a power loss
- * or kernel crash can drop the last transactions; sync_full (synchronous=
- * FULL, one fsync per commit — cheap here because commits are grouped)
- * closes that gap too. The registrar sends its 200 only after the commit
- * callback, so a 200 on the wire implies a committed row.
+ * Durability: bstore_append returns only after the record went to the
+ * kernel with one write() on the worker's own segment (O_APPEND). The page
+ * cache belongs to the kernel, so the record survives the death of the
+ * process (kill -9, crash, OOM kill); the registrar sends its 200 after
+ * that. With conf.fsync the segment is also fdatasync'd before the return
+ * (power loss, kernel crash). A failed or short write is cut off again
+ * with ftruncate, and every record carries a CRC32C, so a partial record
+ * is never read as a whole one.
  *
- * Concurrency: the connection is used by one thread at a time — the opener
- * while loading, then only the commit thread. Workers touch nothing but the
- * queue (one mutex, held for a few pointer moves). */
-#include <arpa/inet.h>
+ * Generations: each partition (registrar shard) carries the generation
+ * its records go to, read and changed only under the partition's lock
+ * (held by the caller). bindings.snap at generation S holds everything
+ * written to segments of generations below S; replay = snapshot + every
+ * segment of generation >= S, and for each AOR the highest seq wins.
+ *
+ * Compaction to T = (highest generation in use) + 1, on the store's
+ * thread: for each partition, under its lock, mark it T and copy its AORs
+ * (with their seqs) into bindings.snap.tmp. A write the owner makes under
+ * that lock after the mark goes to a segment of T, so every record in a
+ * segment below T was in memory when its partition was copied. Then
+ * fdatasync, rename to bindings.snap, fsync the directory, and only then
+ * unlink the segments below T. A crash before the rename leaves the old
+ * snapshot and all segments (T's included: replayed, highest seq wins); a
+ * crash after it leaves a snapshot that covers the old segments, deleted
+ * at the next open. A failed compaction leaves partitions at T and the
+ * old files in place, which is a state of the same kind.
+ *
+ * Sequence numbers: per partition, bumped under its lock; at open every
+ * partition starts above the highest seq on disk, so a run's records beat
+ * the ones before it. An AOR stays in one partition for a process's life. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
-#include <sqlite3.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "store/bindings.h"
+#include "store/journal.h"
+#include "store/migrate.h"
 
-enum op_kind { OP_UPSERT = 1, OP_DELETE, OP_PURGE };
+#define SNAP_NAME "bindings.snap"
+#define SNAP_TMP "bindings.snap.tmp"
+#define LEGACY_DB "bindings.db"
 
-struct bstore_op {
-	struct bstore_op *next;
-	enum op_kind kind;
-	uint64_t ticket;           /* set on the last op of a group */
-	bstore_done_fn done;
-	void *ctx;
-	int64_t purge_before;
-	struct bstore_row row;     /* slices into data[] */
-	char data[];
+struct bpart {
+	uint64_t seq;              /* last seq handed out */
+	uint64_t gen;              /* where this partition's records go */
+} __attribute__((aligned(64)));  /* workers on different shards: no false sharing */
+
+struct wslot {
+	int fd;
+	bool dir_synced;           /* fsync mode: the new file's name is durable */
+	uint64_t gen;
+	uint64_t size;             /* bytes in the file: where to cut after a failure */
+};
+
+/* One per writer id; touched only by that writer's thread, except
+ * `appended`, which the compaction thread reads. */
+struct bwriter {
+	struct wslot slot[2];      /* a compaction may span two generations */
+	uint8_t *buf;
+	size_t cap;
+	_Atomic uint64_t appended; /* bytes appended since open */
+	int inj_err;               /* tests: fail the next append */
+	size_t inj_partial;
+};
+
+struct bstore_dump {
+	struct sw_bstore *s;
+	uint64_t gen;
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t records;
+	int err;
 };
 
 struct sw_bstore {
-	sqlite3 *db;
-	sqlite3_stmt *st_upsert, *st_delete, *st_purge;
-	sqlite3_stmt *st_begin, *st_commit, *st_rollback;
+	char *dir;
+	int dirfd;
+	struct bstore_conf conf;
+	struct bstore_hooks h;
+	struct bpart parts[BSTORE_MAX_PARTS];
+	struct bwriter *_Atomic w[BSTORE_MAX_WRITERS];
+	_Atomic uint64_t snap_gen;  /* segments below it are gone (or going) */
 
-	pthread_mutex_t mu;
-	pthread_cond_t wake;       /* commit thread: work arrived or stop */
-	pthread_cond_t idle;       /* flushers: a batch finished */
-	struct bstore_op *head, *tail;
-	unsigned queued;           /* in the list */
-	unsigned inflight;         /* taken by the commit thread, not done yet */
-	unsigned cap;
-	bool stop;
-	bool thread_started;
+	pthread_mutex_t cmu;       /* one compaction at a time; what follows */
+	uint64_t cur_gen;          /* highest generation a partition has */
+	uint64_t journal_base;     /* live segment bytes found at open */
+	uint64_t appended_mark;    /* sum of `appended` at the last compaction */
+	uint64_t snap_size;
+	struct bstore_stats st;
+
+	pthread_mutex_t mu;        /* the thread's sleep */
+	pthread_cond_t cv;
+	bool stop, started;
 	pthread_t thread;
 };
 
-static const char schema_sql[] =
-	"CREATE TABLE IF NOT EXISTS bindings ("
-	" aor TEXT NOT NULL,"
-	" contact TEXT NOT NULL,"
-	" instance TEXT NOT NULL DEFAULT '',"
-	" reg_id INTEGER NOT NULL DEFAULT -1,"
-	" q INTEGER NOT NULL DEFAULT -1,"
-	" expires_at INTEGER NOT NULL,"
-	" call_id TEXT NOT NULL,"
-	" cseq INTEGER NOT NULL,"
-	" path TEXT NOT NULL DEFAULT '',"
-	" user_agent TEXT NOT NULL DEFAULT '',"
-	" recv_addr TEXT NOT NULL DEFAULT '',"
-	" recv_port INTEGER NOT NULL DEFAULT 0,"
-	" proto INTEGER NOT NULL DEFAULT 0,"
-	" conn_id INTEGER NOT NULL DEFAULT 0,"
-	" worker INTEGER NOT NULL DEFAULT 0,"
-	" PRIMARY KEY (aor, contact)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS bindings_expires ON bindings(expires_at);";
-
-static const char upsert_sql[] =
-	"INSERT OR REPLACE INTO bindings (aor, contact, instance, reg_id, q, expires_at,"
-	" call_id, cseq, path, user_agent, recv_addr, recv_port, proto, conn_id, worker)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
-static const char select_sql[] =
-	"SELECT aor, contact, instance, reg_id, q, expires_at, call_id, cseq, path,"
-	" user_agent, recv_addr, recv_port, proto, conn_id, worker FROM bindings";
-
 void bstore_conf_default(struct bstore_conf *c)
 {
-	c->queue_cap = 65536;
-	c->sync_full = false;
+	memset(c, 0, sizeof(*c));
+	c->fsync = false;
+	c->compact_min_bytes = 64ull << 20;
+	c->compact_ratio = 2;
+	c->check_ms = 1000;
+	c->retry_ms = 60000;
 }
 
-/* ---- ops ---- */
-
-static struct bstore_op *op_alloc(enum op_kind kind, size_t extra)
+static void report(struct sw_bstore *s, const char *file, uint64_t off, const char *what, int err)
 {
-	struct bstore_op *op = calloc(1, sizeof(*op) + extra);
-	if (op)
-		op->kind = kind;
-	return op;
+	if (s->h.report)
+		s->h.report(s->h.report_ctx, file, off, what, err);
 }
 
-static struct sw_str put(char **w, struct sw_str s)
+static void test_kill(struct sw_bstore *s, int step)
 {
-	struct sw_str r = { *w, s.len };
-	if (s.len)
-		memcpy(*w, s.p, s.len);
-	(*w)[s.len] = '\0';
-	*w += s.len + 1;
-	return r;
+	if (s->conf.kill_at == step)
+		raise(SIGKILL);
 }
 
-struct bstore_op *bstore_op_upsert(const struct bstore_row *row)
+static void seg_name(char *out, size_t cap, unsigned w, uint64_t gen)
 {
-	size_t n = row->aor.len + row->contact.len + row->instance.len + row->call_id.len +
-		   row->path.len + row->user_agent.len + 6;
-	struct bstore_op *op = op_alloc(OP_UPSERT, n);
-	if (!op)
-		return NULL;
-	char *w = op->data;
-	op->row = *row;
-	op->row.aor = put(&w, row->aor);
-	op->row.contact = put(&w, row->contact);
-	op->row.instance = put(&w, row->instance);
-	op->row.call_id = put(&w, row->call_id);
-	op->row.path = put(&w, row->path);
-	op->row.user_agent = put(&w, row->user_agent);
-	return op;
+	snprintf(out, cap, "bindings-%u-%llu.log", w, (unsigned long long)gen);
 }
 
-struct bstore_op *bstore_op_delete(struct sw_str aor, struct sw_str contact)
+/* "bindings-W-G.log" -> W, G; false for any other name. */
+static bool seg_parse(const char *name, unsigned *w, uint64_t *gen)
 {
-	struct bstore_op *op = op_alloc(OP_DELETE, aor.len + contact.len + 2);
-	if (!op)
-		return NULL;
-	char *w = op->data;
-	op->row.aor = put(&w, aor);
-	op->row.contact = put(&w, contact);
-	return op;
-}
-
-struct bstore_op *bstore_op_purge(int64_t now_s)
-{
-	struct bstore_op *op = op_alloc(OP_PURGE, 0);
-	if (op)
-		op->purge_before = now_s;
-	return op;
-}
-
-void bstore_op_free(struct bstore_op *op)
-{
-	free(op);
-}
-
-/* ---- SQLite ---- */
-
-static int bind_str(sqlite3_stmt *st, int i, struct sw_str s)
-{
-	return sqlite3_bind_text(st, i, s.len ? s.p : "", (int)s.len, SQLITE_STATIC);
-}
-
-static int apply_op(struct sw_bstore *s, const struct bstore_op *op)
-{
-	sqlite3_stmt *st;
-	const struct bstore_row *r = &op->row;
-	int rc = SQLITE_OK;
-
-	switch (op->kind) {
-	case OP_UPSERT: {
-		char host[INET6_ADDRSTRLEN] = "";
-		if (r->family == AF_INET || r->family == AF_INET6)
-			inet_ntop(r->family, r->addr, host, sizeof(host));
-		st = s->st_upsert;
-		rc |= bind_str(st, 1, r->aor);
-		rc |= bind_str(st, 2, r->contact);
-		rc |= bind_str(st, 3, r->instance);
-		rc |= sqlite3_bind_int(st, 4, r->reg_id);
-		rc |= sqlite3_bind_int(st, 5, r->q);
-		rc |= sqlite3_bind_int64(st, 6, r->expires_at);
-		rc |= bind_str(st, 7, r->call_id);
-		rc |= sqlite3_bind_int64(st, 8, r->cseq);
-		rc |= bind_str(st, 9, r->path);
-		rc |= bind_str(st, 10, r->user_agent);
-		rc |= sqlite3_bind_text(st, 11, host, -1, SQLITE_TRANSIENT);
-		rc |= sqlite3_bind_int(st, 12, r->port);
-		rc |= sqlite3_bind_int(st, 13, r->proto);
-		rc |= sqlite3_bind_int64(st, 14, r->conn_id);
-		rc |= sqlite3_bind_int(st, 15, r->worker);
-		break;
+	static const char pre[] = "bindings-";
+	const char *p = name;
+	uint64_t v[2] = { 0, 0 };
+	if (strncmp(p, pre, sizeof(pre) - 1) != 0)
+		return false;
+	p += sizeof(pre) - 1;
+	for (int i = 0; i < 2; i++) {
+		const char *d = p;
+		while (*p >= '0' && *p <= '9' && p - d < 19)
+			v[i] = v[i] * 10 + (uint64_t)(*p++ - '0');
+		/* canonical only (no leading zero): seg_name gives it back */
+		if (p == d || (*d == '0' && p - d > 1) || *p != (i == 0 ? '-' : '.'))
+			return false;
+		p++;
 	}
-	case OP_DELETE:
-		st = s->st_delete;
-		rc |= bind_str(st, 1, r->aor);
-		rc |= bind_str(st, 2, r->contact);
-		break;
-	case OP_PURGE:
-		st = s->st_purge;
-		rc |= sqlite3_bind_int64(st, 1, op->purge_before);
-		break;
-	default:
+	if (strcmp(p, "log") != 0 || v[0] >= BSTORE_MAX_WRITERS)
+		return false;
+	*w = (unsigned)v[0];
+	*gen = v[1];
+	return true;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* ---- the workers' side ---- */
+
+static struct bwriter *writer_get(struct sw_bstore *s, unsigned id)
+{
+	struct bwriter *w = atomic_load_explicit(&s->w[id], memory_order_acquire);
+	if (w)
+		return w;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	for (int i = 0; i < 2; i++)
+		w->slot[i].fd = -1;
+	atomic_store_explicit(&s->w[id], w, memory_order_release);
+	return w;
+}
+
+static void slot_close(struct wslot *sl)
+{
+	if (sl->fd >= 0)
+		close(sl->fd);
+	*sl = (struct wslot){ .fd = -1 };
+}
+
+/* The open segment of generation gen for writer id, opened (created) on
+ * first use. Files below snap_gen were deleted by a compaction: closed. */
+static struct wslot *slot_for(struct sw_bstore *s, struct bwriter *w, unsigned id, uint64_t gen,
+			      int *err)
+{
+	uint64_t sg = atomic_load_explicit(&s->snap_gen, memory_order_acquire);
+	struct wslot *pick = NULL;
+	for (int i = 0; i < 2; i++) {
+		struct wslot *sl = &w->slot[i];
+		if (sl->fd >= 0 && sl->gen < sg)
+			slot_close(sl);
+		if (sl->fd >= 0 && sl->gen == gen)
+			return sl;
+	}
+	for (int i = 0; i < 2 && !pick; i++)
+		if (w->slot[i].fd < 0)
+			pick = &w->slot[i];
+	if (!pick) {
+		pick = w->slot[0].gen < w->slot[1].gen ? &w->slot[0] : &w->slot[1];
+		slot_close(pick);
+	}
+	char name[64];
+	seg_name(name, sizeof(name), id, gen);
+	int fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		*err = -errno;
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	*pick = (struct wslot){ .fd = fd, .gen = gen, .size = (uint64_t)st.st_size,
+				.dir_synced = st.st_size > 0 };
+	return pick;
+}
+
+int bstore_append(struct sw_bstore *s, unsigned part, unsigned writer,
+		  const struct bstore_rec *rec, uint64_t *seq)
+{
+	if (!s || part >= s->h.nparts || writer >= BSTORE_MAX_WRITERS || !rec)
 		return -EINVAL;
+	struct bpart *pt = &s->parts[part];
+	struct bwriter *w = writer_get(s, writer);
+	if (!w)
+		return -ENOMEM;
+	struct bstore_rec r = *rec;
+	/* Bumped even when the write fails: a record that could not be cut
+	 * off again must not share its seq with the next one. */
+	r.seq = ++pt->seq;
+	size_t need = bj_rec_size(&r);
+	if (!need)
+		return -EINVAL;
+	int err = 0;
+	struct wslot *sl = slot_for(s, w, writer, pt->gen, &err);
+	if (!sl)
+		return err;
+	size_t hdr = sl->size == 0 ? BJ_HDR_LEN : 0;
+	if (w->cap < hdr + need) {
+		size_t cap = w->cap ? w->cap : 4096;
+		while (cap < hdr + need)
+			cap *= 2;
+		uint8_t *nb = realloc(w->buf, cap);
+		if (!nb)
+			return -ENOMEM;
+		w->buf = nb;
+		w->cap = cap;
 	}
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	if (hdr)
+		bj_hdr_encode(w->buf, BJ_SEGMENT, pt->gen);
+	if (bj_rec_encode(&r, w->buf + hdr, w->cap - hdr) < 0)
+		return -EINVAL;
+	size_t len = hdr + need;
+
+	ssize_t n;
+	if (w->inj_err) {
+		size_t k = w->inj_partial < len ? w->inj_partial : len - 1;
+		n = k ? write(sl->fd, w->buf, k) : -1;
+		err = -w->inj_err;
+		w->inj_err = 0;
+	} else {
+		do
+			n = write(sl->fd, w->buf, len);
+		while (n < 0 && errno == EINTR);
+		err = n < 0 ? -errno : -EIO;   /* short: the disk is full, or worse */
+	}
+	if (n == (ssize_t)len && s->conf.fsync) {
+		if (fdatasync(sl->fd) < 0)
+			err = -errno, n = -2;
+		else if (!sl->dir_synced && fsync(s->dirfd) < 0)
+			err = -errno, n = -2;
+		else
+			sl->dir_synced = true;
+	}
+	if (n != (ssize_t)len) {
+		/* Nothing of this record may stay: cut the file back. If even
+		 * that fails, close it; the next open appends after the
+		 * remnant, which the reader skips (CRC, resynchronisation). */
+		if (n != -1 && ftruncate(sl->fd, (off_t)sl->size) < 0)
+			slot_close(sl);
+		return err;
+	}
+	sl->size += len;
+	atomic_store_explicit(&w->appended,
+			      atomic_load_explicit(&w->appended, memory_order_relaxed) + len,
+			      memory_order_relaxed);
+	*seq = r.seq;
+	return 0;
 }
 
-static int exec1(sqlite3_stmt *st)
+void bstore_inject_write_error(struct sw_bstore *s, unsigned writer, int err, size_t partial)
 {
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	struct bwriter *w = writer < BSTORE_MAX_WRITERS ? writer_get(s, writer) : NULL;
+	if (w) {
+		w->inj_err = err > 0 ? err : -err;
+		w->inj_partial = partial;
+	}
 }
 
-/* One transaction for the whole batch (group commit). */
-static int commit_batch(struct sw_bstore *s, const struct bstore_op *ops)
+/* ---- compaction ---- */
+
+void bstore_dump_mark(struct bstore_dump *d, unsigned part)
 {
-	int rc = exec1(s->st_begin);
-	for (const struct bstore_op *op = ops; rc == 0 && op; op = op->next)
-		rc = apply_op(s, op);
-	if (rc == 0)
-		rc = exec1(s->st_commit);
-	if (rc != 0 && !sqlite3_get_autocommit(s->db))
-		exec1(s->st_rollback);
+	if (part < d->s->h.nparts)
+		d->s->parts[part].gen = d->gen;
+}
+
+int bstore_dump_add(struct bstore_dump *d, const struct bstore_rec *rec)
+{
+	size_t need = bj_rec_size(rec);
+	if (!need)
+		return d->err = -EINVAL;
+	if (d->cap - d->len < need) {
+		size_t cap = d->cap ? d->cap : 1 << 20;
+		while (cap - d->len < need)
+			cap *= 2;
+		uint8_t *nb = realloc(d->buf, cap);
+		if (!nb)
+			return d->err = -ENOMEM;
+		d->buf = nb;
+		d->cap = cap;
+	}
+	bj_rec_encode(rec, d->buf + d->len, need);
+	d->len += need;
+	d->records++;
+	return 0;
+}
+
+static uint64_t sum_appended(struct sw_bstore *s)
+{
+	uint64_t t = 0;
+	for (unsigned i = 0; i < BSTORE_MAX_WRITERS; i++) {
+		struct bwriter *w = atomic_load_explicit(&s->w[i], memory_order_acquire);
+		if (w)
+			t += atomic_load_explicit(&w->appended, memory_order_relaxed);
+	}
+	return t;
+}
+
+/* The directory's entries, through a descriptor of its own (a dup would
+ * share the read position). */
+static DIR *dir_list(struct sw_bstore *s)
+{
+	int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d && fd >= 0)
+		close(fd);
+	return d;
+}
+
+/* Unlink every segment of a generation below gen. */
+static void drop_segments_below(struct sw_bstore *s, uint64_t gen)
+{
+	DIR *d = dir_list(s);
+	if (!d)
+		return;
+	struct dirent *e;
+	bool first = true;
+	while ((e = readdir(d))) {
+		unsigned w;
+		uint64_t g;
+		if (seg_parse(e->d_name, &w, &g) && g < gen) {
+			if (unlinkat(s->dirfd, e->d_name, 0) < 0 && errno != ENOENT)
+				report(s, e->d_name, 0, "cannot delete a compacted segment", -errno);
+			if (first)
+				test_kill(s, 4);
+			first = false;
+		}
+	}
+	closedir(d);
+}
+
+static int compact_locked(struct sw_bstore *s, int64_t now_s)
+{
+	struct bstore_dump d = { .s = s, .gen = s->cur_gen + 1 };
+	uint8_t hdr[BJ_HDR_LEN];
+	struct stat st;
+	int rc;
+
+	int fd = openat(s->dirfd, SNAP_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	bj_hdr_encode(hdr, BJ_SNAPSHOT, d.gen);
+	rc = write_all(fd, hdr, sizeof(hdr));
+	/* From the first mark on, partitions may be at d.gen: the next
+	 * compaction must go above it whatever happens here. */
+	s->cur_gen = d.gen;
+	for (unsigned p = 0; rc == 0 && p < s->h.nparts; p++) {
+		d.len = 0;
+		rc = s->h.dump(s->h.ctx, p, &d, now_s);
+		if (rc == 0)
+			rc = d.err;
+		if (rc == 0 && s->parts[p].gen != d.gen)
+			rc = -EINVAL;   /* the owner did not mark it: a bug */
+		if (rc == 0)
+			rc = write_all(fd, d.buf, d.len);
+		if (p == s->h.nparts / 2)
+			test_kill(s, 1);
+	}
+	uint64_t mark = sum_appended(s);
+	free(d.buf);
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
+	if (rc == 0 && fstat(fd, &st) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0) {
+		test_kill(s, 2);
+		if (renameat(s->dirfd, SNAP_TMP, s->dirfd, SNAP_NAME) < 0)
+			rc = -errno;
+	}
+	if (rc) {
+		unlinkat(s->dirfd, SNAP_TMP, 0);
+		return rc;
+	}
+	test_kill(s, 3);
+	/* The rename must be on disk before the segments it replaces go. */
+	if (fsync(s->dirfd) < 0)
+		return -errno;
+	atomic_store_explicit(&s->snap_gen, d.gen, memory_order_release);
+	drop_segments_below(s, d.gen);
+	s->journal_base = 0;
+	s->appended_mark = mark;
+	s->snap_size = (uint64_t)st.st_size;
+	s->st.snap_bytes = s->snap_size;
+	s->st.compactions++;
+	s->st.gen = d.gen;
+	return 0;
+}
+
+int bstore_compact(struct sw_bstore *s, int64_t now_s)
+{
+	pthread_mutex_lock(&s->cmu);
+	int rc = compact_locked(s, now_s);
+	pthread_mutex_unlock(&s->cmu);
 	return rc;
 }
 
-static void *commit_main(void *arg)
+static bool compaction_due(struct sw_bstore *s)
+{
+	pthread_mutex_lock(&s->cmu);
+	uint64_t journal = s->journal_base + sum_appended(s) - s->appended_mark;
+	uint64_t limit = s->snap_size * s->conf.compact_ratio;
+	if (limit < s->conf.compact_min_bytes)
+		limit = s->conf.compact_min_bytes;
+	pthread_mutex_unlock(&s->cmu);
+	return journal > limit;
+}
+
+static void *compact_main(void *arg)
 {
 	struct sw_bstore *s = arg;
+	unsigned wait_ms = s->conf.check_ms;
 
 	pthread_mutex_lock(&s->mu);
-	for (;;) {
-		while (!s->head && !s->stop)
-			pthread_cond_wait(&s->wake, &s->mu);
-		if (!s->head && s->stop)
+	while (!s->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		if (s->stop)
 			break;
-		/* Everything queued since the last commit goes into this one. */
-		struct bstore_op *batch = s->head;
-		unsigned n = s->queued;
-		s->head = s->tail = NULL;
-		s->queued = 0;
-		s->inflight = n;
 		pthread_mutex_unlock(&s->mu);
-
-		int rc = commit_batch(s, batch);
-		if (rc != 0) {
-			/* Failed tickets are reported newest first, so a caller
-			 * undoing them in memory unwinds stacked changes in order. */
-			struct bstore_op *rev = NULL;
-			for (struct bstore_op *op = batch, *next; op; op = next) {
-				next = op->next;
-				op->next = rev;
-				rev = op;
+		wait_ms = s->conf.check_ms;
+		if (compaction_due(s)) {
+			int rc = bstore_compact(s, (int64_t)time(NULL));
+			if (rc) {
+				report(s, SNAP_NAME, 0, "compaction failed; retrying later", rc);
+				wait_ms = s->conf.retry_ms;
 			}
-			batch = rev;
 		}
-		for (struct bstore_op *op = batch, *next; op; op = next) {
-			next = op->next;
-			if (op->ticket && op->done)
-				op->done(op->ctx, op->ticket, rc);
-			free(op);
-		}
-
 		pthread_mutex_lock(&s->mu);
-		s->inflight = 0;
-		pthread_cond_broadcast(&s->idle);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
 
-static int load_rows(struct sw_bstore *s, int64_t now_s, bstore_row_fn fn, void *ctx)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
+/* ---- open: replay ---- */
 
-	/* Expired rows are of no use to anyone: drop them before loading. */
-	sqlite3_bind_int64(s->st_purge, 1, now_s);
-	rc = exec1(s->st_purge);
-	sqlite3_clear_bindings(s->st_purge);
-	if (rc)
-		return rc;
-	if (!fn)
-		return 0;
-	if (sqlite3_prepare_v2(s->db, select_sql, -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct bstore_row r;
-		memset(&r, 0, sizeof(r));
-#define COL_STR(i) ((struct sw_str){ (const char *)sqlite3_column_text(st, i), \
-				     (size_t)sqlite3_column_bytes(st, i) })
-		r.aor = COL_STR(0);
-		r.contact = COL_STR(1);
-		r.instance = COL_STR(2);
-		r.reg_id = sqlite3_column_int(st, 3);
-		r.q = (int16_t)sqlite3_column_int(st, 4);
-		r.expires_at = sqlite3_column_int64(st, 5);
-		r.call_id = COL_STR(6);
-		r.cseq = (uint32_t)sqlite3_column_int64(st, 7);
-		r.path = COL_STR(8);
-		r.user_agent = COL_STR(9);
-		const char *host = (const char *)sqlite3_column_text(st, 10);
-		if (host && inet_pton(AF_INET, host, r.addr) == 1)
-			r.family = AF_INET;
-		else if (host && inet_pton(AF_INET6, host, r.addr) == 1)
-			r.family = AF_INET6;
-		r.port = (uint16_t)sqlite3_column_int(st, 11);
-		r.proto = (uint8_t)sqlite3_column_int(st, 12);
-		r.conn_id = (uint32_t)sqlite3_column_int64(st, 13);
-		r.worker = (uint16_t)sqlite3_column_int(st, 14);
-#undef COL_STR
-		if (!r.aor.p || !r.contact.p)
-			continue;
-		int frc = fn(ctx, &r);
-		if (frc) {
-			sqlite3_finalize(st);
-			return frc;
+struct seg {
+	unsigned w;
+	uint64_t gen;
+	char name[64];
+};
+
+struct scan {
+	bool have_snap, have_db;
+	struct seg *segs;
+	unsigned nsegs, cap;
+};
+
+static int scan_dir(struct sw_bstore *s, struct scan *sc)
+{
+	DIR *d = dir_list(s);
+	if (!d)
+		return -errno;
+	struct dirent *e;
+	int rc = 0;
+	while (rc == 0 && (e = readdir(d))) {
+		unsigned w;
+		uint64_t g;
+		if (strcmp(e->d_name, SNAP_NAME) == 0) {
+			sc->have_snap = true;
+		} else if (strcmp(e->d_name, LEGACY_DB) == 0) {
+			sc->have_db = true;
+		} else if (strcmp(e->d_name, SNAP_TMP) == 0) {
+			unlinkat(s->dirfd, SNAP_TMP, 0);   /* a compaction that died */
+		} else if (seg_parse(e->d_name, &w, &g)) {
+			if (sc->nsegs == sc->cap) {
+				unsigned cap = sc->cap ? sc->cap * 2 : 16;
+				struct seg *n = realloc(sc->segs, cap * sizeof(*n));
+				if (!n) {
+					rc = -ENOMEM;
+					break;
+				}
+				sc->segs = n;
+				sc->cap = cap;
+			}
+			struct seg *sg = &sc->segs[sc->nsegs++];
+			sg->w = w;
+			sg->gen = g;
+			seg_name(sg->name, sizeof(sg->name), w, g);
 		}
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	closedir(d);
+	return rc;
 }
 
-static void db_close(struct sw_bstore *s)
+struct replay {
+	int64_t now_s;
+	uint64_t max_seq;
+};
+
+/* Load one file. *gen: the header's generation (snapshot), left alone when
+ * the header is damaged. Returns 0, -EPROTO, or the load hook's error. */
+static int replay_file(struct sw_bstore *s, struct replay *rp, const char *name,
+		       enum bj_kind kind, uint64_t *gen, uint64_t *size_out)
 {
-	sqlite3_finalize(s->st_upsert);
-	sqlite3_finalize(s->st_delete);
-	sqlite3_finalize(s->st_purge);
-	sqlite3_finalize(s->st_begin);
-	sqlite3_finalize(s->st_commit);
-	sqlite3_finalize(s->st_rollback);
-	sqlite3_close(s->db);
+	bool rw = kind == BJ_SEGMENT;
+	int fd = openat(s->dirfd, name, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && rw && errno == EACCES) {
+		rw = false;
+		fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		report(s, name, 0, "cannot read", rc);
+		return 0;
+	}
+	*size_out = (uint64_t)st.st_size;
+	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+		close(fd);
+		return 0;
+	}
+	size_t len = (size_t)st.st_size;
+	const uint8_t *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	if (p == MAP_FAILED) {
+		int rc = -errno;
+		close(fd);
+		report(s, name, 0, "cannot map", rc);
+		return 0;
+	}
+	madvise((void *)p, len, MADV_SEQUENTIAL);
+
+	size_t off = BJ_HDR_LEN;
+	uint64_t g;
+	int rc = bj_hdr_check(p, len, kind, &g);
+	if (rc == -EPROTO) {
+		report(s, name, 0, "written by another format version: refusing to load", rc);
+		goto out;
+	}
+	if (rc < 0) {
+		/* Damaged header: still look for whole records in the rest. */
+		report(s, name, 0, "damaged file header", rc);
+		off = 0;
+		rc = 0;
+	} else {
+		*gen = g;
+	}
+	struct bj_reader *rd = malloc(sizeof(*rd));
+	if (!rd) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	bj_reader_init(rd, p, len, off);
+	struct bstore_rec rec;
+	enum bj_next_rc nr;
+	size_t cut = 0;
+	while (rc == 0 && (nr = bj_next(rd, &rec)) != BJ_END) {
+		if (nr == BJ_BAD) {
+			char what[96];
+			s->st.damaged++;
+			snprintf(what, sizeof(what), "%s%s", rd->bad_why,
+				 rd->bad_tail ? ", nothing valid after it (torn tail): dropped" :
+				 ": skipped, later records kept");
+			report(s, name, rd->bad_off, what, -EBADMSG);
+			if (rd->bad_tail && off)
+				cut = rd->bad_off;
+			continue;
+		}
+		s->st.records++;
+		if (rec.seq > rp->max_seq)
+			rp->max_seq = rec.seq;
+		/* Expired bindings are dropped; an AOR left with none is a
+		 * tombstone for older records. */
+		unsigned k = 0;
+		for (unsigned i = 0; i < rec.n; i++)
+			if (rd->b[i].expires_at > rp->now_s)
+				rd->b[k++] = rd->b[i];
+		rec.n = k;
+		rc = s->h.load(s->h.ctx, &rec);
+	}
+	free(rd);
+	if (rc == 0 && cut && rw && ftruncate(fd, (off_t)cut) == 0)
+		*size_out = cut;
+out:
+	munmap((void *)p, len);
+	close(fd);
+	return rc;
 }
 
-struct sw_bstore *bstore_open(const char *path, const struct bstore_conf *conf, int64_t now_s,
-			      bstore_row_fn fn, void *ctx, int *err)
+static int import_legacy(struct sw_bstore *s, struct replay *rp)
+{
+	uint64_t rows = 0;
+	size_t n = strlen(s->dir) + sizeof("/" LEGACY_DB);
+	char *path = malloc(n);
+	if (!path)
+		return -ENOMEM;
+	snprintf(path, n, "%s/" LEGACY_DB, s->dir);
+	int rc = bstore_import_sqlite(path, rp->now_s, s->h.load, s->h.ctx, &rp->max_seq, &rows);
+	free(path);
+	s->st.imported = rows;
+	return rc;
+}
+
+static void rename_legacy(struct sw_bstore *s)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	for (unsigned i = 0; i < 3; i++) {
+		char from[32], to[48];
+		snprintf(from, sizeof(from), LEGACY_DB "%s", sfx[i]);
+		snprintf(to, sizeof(to), LEGACY_DB ".imported%s", sfx[i]);
+		if (renameat(s->dirfd, from, s->dirfd, to) < 0 && errno != ENOENT)
+			report(s, from, 0, "imported, but cannot be renamed", -errno);
+	}
+}
+
+static int load_all(struct sw_bstore *s, int64_t now_s)
+{
+	struct scan sc = { 0 };
+	struct replay rp = { .now_s = now_s };
+	uint64_t snap_gen = 0, max_gen = 0, sz = 0;
+	bool import = false;
+	int rc = scan_dir(s, &sc);
+	if (rc)
+		goto out;
+
+	if (sc.have_snap) {
+		rc = replay_file(s, &rp, SNAP_NAME, BJ_SNAPSHOT, &snap_gen, &sz);
+		if (rc)
+			goto out;
+		s->snap_size = sz;
+		s->st.snap_bytes = sz;
+	}
+	max_gen = snap_gen;
+	for (unsigned i = 0; i < sc.nsegs; i++) {
+		struct seg *sg = &sc.segs[i];
+		if (sg->gen < snap_gen) {
+			/* Covered by the snapshot: a compaction died before this
+			 * unlink. */
+			unlinkat(s->dirfd, sg->name, 0);
+			continue;
+		}
+		uint64_t hg = sg->gen;
+		rc = replay_file(s, &rp, sg->name, BJ_SEGMENT, &hg, &sz);
+		if (rc)
+			goto out;
+		if (hg != sg->gen)
+			report(s, sg->name, 0, "header generation differs from the file name", -EBADMSG);
+		if (sg->gen > max_gen)
+			max_gen = sg->gen;
+		s->journal_base += sz;
+		s->st.journal_bytes += sz;
+		s->st.segments++;
+	}
+	if (sc.have_db) {
+		if (!sc.have_snap && sc.nsegs == 0) {
+			rc = import_legacy(s, &rp);
+			if (rc)
+				goto out;
+			import = true;
+		} else {
+			report(s, LEGACY_DB, 0, "left alone: the binding journal exists", 0);
+		}
+	}
+
+	/* A new run writes new files: a generation above everything found. */
+	s->cur_gen = max_gen + 1;
+	atomic_store(&s->snap_gen, snap_gen);
+	for (unsigned p = 0; p < s->h.nparts; p++) {
+		s->parts[p].gen = s->cur_gen;
+		s->parts[p].seq = rp.max_seq;
+	}
+	s->st.gen = s->cur_gen;
+	if (import) {
+		/* The imported table becomes the first snapshot; only then is
+		 * bindings.db moved away. */
+		rc = compact_locked(s, now_s);
+		if (rc)
+			goto out;
+		rename_legacy(s);
+	}
+out:
+	free(sc.segs);
+	return rc;
+}
+
+struct sw_bstore *bstore_open(const char *dir, const struct bstore_conf *conf,
+			      const struct bstore_hooks *hooks, int64_t now_s, int *err)
 {
 	struct bstore_conf defc;
-	struct sw_bstore *s;
-	int rc = -EIO;
+	struct sw_bstore *s = NULL;
+	int rc;
 
 	if (!conf) {
 		bstore_conf_default(&defc);
 		conf = &defc;
 	}
-	if (!path || conf->queue_cap == 0) {
+	if (!dir || !hooks || !hooks->load || !hooks->dump || hooks->nparts == 0 ||
+	    hooks->nparts > BSTORE_MAX_PARTS || conf->check_ms == 0) {
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -353,122 +761,73 @@ struct sw_bstore *bstore_open(const char *path, const struct bstore_conf *conf, 
 		rc = -ENOMEM;
 		goto fail;
 	}
-	s->cap = conf->queue_cap;
-
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
-		goto fail_db;
-	sqlite3_busy_timeout(s->db, 5000);
-	/* WAL: readers (admin CLI) never block the commit thread; see the
-	 * durability note at the top for synchronous=NORMAL. */
-	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(s->db, conf->sync_full ? "PRAGMA synchronous=FULL" :
-			 "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
-		goto fail_db;
-	if (sqlite3_prepare_v2(s->db, upsert_sql, -1, &s->st_upsert, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "DELETE FROM bindings WHERE aor = ?1 AND contact = ?2",
-			       -1, &s->st_delete, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "DELETE FROM bindings WHERE expires_at <= ?1",
-			       -1, &s->st_purge, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "BEGIN IMMEDIATE", -1, &s->st_begin, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->st_commit, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "ROLLBACK", -1, &s->st_rollback, NULL) != SQLITE_OK)
-		goto fail_db;
-
-	rc = load_rows(s, now_s, fn, ctx);
-	if (rc)
-		goto fail_db;
-
+	s->conf = *conf;
+	s->h = *hooks;
+	pthread_mutex_init(&s->cmu, NULL);
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->wake, NULL);
-	pthread_cond_init(&s->idle, NULL);
-	rc = -pthread_create(&s->thread, NULL, commit_main, s);
-	if (rc) {
-		pthread_cond_destroy(&s->idle);
-		pthread_cond_destroy(&s->wake);
-		pthread_mutex_destroy(&s->mu);
-		goto fail_db;
+	pthread_cond_init(&s->cv, NULL);
+	s->dir = strdup(dir);
+	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!s->dir)
+		errno = ENOMEM;
+	if (s->dirfd < 0 || !s->dir) {
+		rc = -errno;
+		goto fail_free;
 	}
-	s->thread_started = true;
+	rc = load_all(s, now_s);
+	if (rc)
+		goto fail_free;
+	if (!conf->no_thread) {
+		rc = -pthread_create(&s->thread, NULL, compact_main, s);
+		if (rc)
+			goto fail_free;
+		s->started = true;
+	}
 	if (err)
 		*err = 0;
 	return s;
 
-fail_db:
-	db_close(s);
-	free(s);
+fail_free:
+	bstore_close(s);
 fail:
 	if (err)
 		*err = rc;
 	return NULL;
 }
 
-int bstore_submit(struct sw_bstore *s, struct bstore_op **ops, unsigned n, uint64_t ticket,
-		  bstore_done_fn done, void *ctx)
+void bstore_stats(struct sw_bstore *s, struct bstore_stats *out)
 {
-	if (n == 0)
-		return -EINVAL;
-	for (unsigned i = 0; i < n; i++) {
-		ops[i]->next = i + 1 < n ? ops[i + 1] : NULL;
-		ops[i]->ticket = 0;
-	}
-	ops[n - 1]->ticket = ticket;
-	ops[n - 1]->done = done;
-	ops[n - 1]->ctx = ctx;
-
-	pthread_mutex_lock(&s->mu);
-	if (s->stop) {
-		pthread_mutex_unlock(&s->mu);
-		return -EPIPE;
-	}
-	/* Bounded: ops waiting plus the batch being written (STYLE.md §8). */
-	if (n > s->cap || s->queued + s->inflight > s->cap - n) {
-		pthread_mutex_unlock(&s->mu);
-		return -EBUSY;
-	}
-	if (s->tail)
-		s->tail->next = ops[0];
-	else
-		s->head = ops[0];
-	s->tail = ops[n - 1];
-	s->queued += n;
-	pthread_cond_signal(&s->wake);
-	pthread_mutex_unlock(&s->mu);
-	return 0;
-}
-
-void bstore_flush(struct sw_bstore *s)
-{
-	pthread_mutex_lock(&s->mu);
-	while (s->head || s->inflight)
-		pthread_cond_wait(&s->idle, &s->mu);
-	pthread_mutex_unlock(&s->mu);
-}
-
-unsigned bstore_pending(struct sw_bstore *s)
-{
-	pthread_mutex_lock(&s->mu);
-	unsigned n = s->queued + s->inflight;
-	pthread_mutex_unlock(&s->mu);
-	return n;
+	pthread_mutex_lock(&s->cmu);
+	*out = s->st;
+	out->journal_bytes = s->journal_base + sum_appended(s) - s->appended_mark;
+	pthread_mutex_unlock(&s->cmu);
 }
 
 void bstore_close(struct sw_bstore *s)
 {
 	if (!s)
 		return;
-	if (s->thread_started) {
+	if (s->started) {
 		pthread_mutex_lock(&s->mu);
 		s->stop = true;
-		pthread_cond_signal(&s->wake);
+		pthread_cond_signal(&s->cv);
 		pthread_mutex_unlock(&s->mu);
-		/* The thread drains the queue before it exits. */
 		pthread_join(s->thread, NULL);
-		pthread_cond_destroy(&s->idle);
-		pthread_cond_destroy(&s->wake);
-		pthread_mutex_destroy(&s->mu);
 	}
-	db_close(s);
+	for (unsigned i = 0; i < BSTORE_MAX_WRITERS; i++) {
+		struct bwriter *w = atomic_load(&s->w[i]);
+		if (!w)
+			continue;
+		for (int k = 0; k < 2; k++)
+			slot_close(&w->slot[k]);
+		free(w->buf);
+		free(w);
+	}
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	free(s->dir);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->cmu);
 	free(s);
 }

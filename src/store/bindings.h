@@ -1,7 +1,10 @@
-/* Persistent binding store: one SQLite database in WAL mode, written only
- * by a dedicated commit thread that applies everything queued since its
- * last commit in one transaction (group commit). Workers never touch the
- * disk: they submit ops and are told on completion. */
+/* Persistent binding store: an append-only journal written by the workers
+ * themselves (one segment file per worker, one write() per change, no
+ * shared lock) and a snapshot rewritten in the background (compaction).
+ * docs/internals.md "Durable registrations" explains the protocol.
+ *
+ * data_dir/bindings.snap        whole table at generation G
+ * data_dir/bindings-W-G.log     changes of worker W in generation G */
 #ifndef SW_STORE_BINDINGS_H
 #define SW_STORE_BINDINGS_H
 
@@ -9,33 +12,38 @@
 
 void bstore_conf_default(struct bstore_conf *c);
 
-/* Open (create) the database, delete rows expired at now_s, call fn for
- * every remaining row, then start the commit thread. NULL with *err set
- * (-errno, -EIO for SQLite errors) on failure. */
-struct sw_bstore *bstore_open(const char *path, const struct bstore_conf *conf, int64_t now_s,
-			      bstore_row_fn fn, void *ctx, int *err);
-/* Commit everything still queued (completing its tickets), stop the
- * thread and close the database. */
+/* Open the store in dir: import bindings.db once when there is no
+ * journal yet (then renamed bindings.db.imported), load the snapshot and
+ * every live segment through hooks->load (records of expired bindings
+ * arrive without them), delete stale files, and start the compaction
+ * thread. Damaged ranges are reported and skipped; a file of another
+ * format version fails the open (-EPROTO). NULL with *err on failure. */
+struct sw_bstore *bstore_open(const char *dir, const struct bstore_conf *conf,
+			      const struct bstore_hooks *hooks, int64_t now_s, int *err);
+/* Stop the thread and close the files (no compaction at close). */
 void bstore_close(struct sw_bstore *s);
 
-/* Ops own copies of what they carry; NULL when out of memory. */
-struct bstore_op *bstore_op_upsert(const struct bstore_row *row);
-struct bstore_op *bstore_op_delete(struct sw_str aor, struct sw_str contact);
-/* Delete every row with expires_at <= now_s. */
-struct bstore_op *bstore_op_purge(int64_t now_s);
-void bstore_op_free(struct bstore_op *op);
+/* Append rec (its seq is assigned here: the partition's next number) to
+ * writer's segment. The caller holds the partition's lock, and uses each
+ * writer id from one thread at a time. One write() (O_APPEND), plus an
+ * fdatasync with conf.fsync. 0 and *seq, or -errno: then nothing of the
+ * record stays in the file (a short write is cut off again), and the
+ * caller must not apply the change. */
+int bstore_append(struct sw_bstore *s, unsigned part, unsigned writer,
+		  const struct bstore_rec *rec, uint64_t *seq);
 
-/* Queue n ops as one group: they land in the same transaction, in order,
- * after every op submitted before. When ticket != 0, done(ctx, ticket, rc)
- * is called once the group is committed or has failed. On success the
- * store owns the ops; -EBUSY when the queue cannot take n more (the caller
- * still owns them), -EPIPE after close began. Never blocks on disk. */
-int bstore_submit(struct sw_bstore *s, struct bstore_op **ops, unsigned n, uint64_t ticket,
-		  bstore_done_fn done, void *ctx);
+/* Compaction callbacks (see bstore_dump_fn). */
+void bstore_dump_mark(struct bstore_dump *d, unsigned part);
+int bstore_dump_add(struct bstore_dump *d, const struct bstore_rec *rec);
 
-/* Wait until everything submitted so far is committed (tests, shutdown). */
-void bstore_flush(struct sw_bstore *s);
-/* Ops queued or being committed right now. */
-unsigned bstore_pending(struct sw_bstore *s);
+/* Run a compaction now on the calling thread (tests, migration); 0 or
+ * -errno. Serialised with the thread's own. */
+int bstore_compact(struct sw_bstore *s, int64_t now_s);
+
+void bstore_stats(struct sw_bstore *s, struct bstore_stats *out);
+
+/* Tests: the next append of writer fails with err after writing
+ * `partial` bytes of its record (a short write, a full disk). */
+void bstore_inject_write_error(struct sw_bstore *s, unsigned writer, int err, size_t partial);
 
 #endif

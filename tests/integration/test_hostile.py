@@ -756,8 +756,10 @@ def test_rss_bounded_under_hostile_mix(hs):
 
 def test_privilege_drop(tmp_path):
     """[server] user = nobody (when the test runs as root): every thread
-    runs as nobody after start-up, the data_dir files were handed over,
-    and registrations are still committed to bindings.db."""
+    runs as nobody after start-up, the data_dir files were handed over
+    (a bindings.db left by an earlier root run is imported into
+    bindings.snap, written as root, then chowned), and registrations are
+    still written to the binding journal."""
     import pwd
     import shutil
     import tempfile
@@ -779,11 +781,14 @@ def test_privilege_drop(tmp_path):
                 uids = [l.split()[1:] for l in f if l.startswith(("Uid:", "Gid:"))]
             assert uids[0] == [str(nobody.pw_uid)] * 4, (tid, uids)
             assert uids[1] == [str(nobody.pw_gid)] * 4, (tid, uids)
-        assert os.stat(str(s.data_dir / "bindings.db")).st_uid == nobody.pw_uid
+        assert os.stat(str(s.data_dir / "bindings.snap")).st_uid == nobody.pw_uid
+        assert os.stat(str(s.data_dir / "bindings.db.imported")).st_uid == nobody.pw_uid
         with sipwire.UdpPeer() as ua:
             r = ua.request(s.addr, "REGISTER", "sip:example.test", to="<sip:p@example.test>",
                            contacts=["<sip:p@%s:%d>" % (ua.host, ua.port)], expires=300)
             assert r is not None and r.status == 200, r and r.start
+        segs = [p for p in s.data_dir.iterdir() if p.name.startswith("bindings-") and p.name.endswith(".log")]
+        assert segs and all(p.stat().st_uid == nobody.pw_uid and p.stat().st_size > 0 for p in segs), segs
         assert "event=server.privileges" in s.log_text()
     finally:
         s.stop()
