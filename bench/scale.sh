@@ -2,11 +2,13 @@
 # Scale checks (issue 6): start-up time and RSS of sipwarden (1 worker) with
 # N provisioned users and N active bindings, then authenticated throughput
 # with those N users next to the same run with SMALL users (ratio from one
-# run). Bindings are written into bindings.db before start-up (the rows a
-# REGISTER leaves there), so the server loads them as after a restart.
+# run). Bindings are written into the journal's snapshot (bindings.snap,
+# by BUILD/bench/mkbindings) before start-up, as REGISTERs from authbench
+# leave them, so the server loads them as after a restart.
 #
 #   bench/scale.sh                 # N=1000000, SMALL=10000
 #   N=200000 DURATION=10 bench/scale.sh
+#   BUILD=build-rel bench/scale.sh # another build dir (default build)
 set -eu
 cd "$(dirname "$0")/.."
 N=${N:-1000000}
@@ -19,10 +21,11 @@ GCPU=${GEN_CPU:-1}
 REALM=bench.test
 PASSWORD=bench-password-1234
 PY=/usr/bin/python3
-BIN=${SW_BIN:-build/sipwarden}
-GEN=build/bench/authbench
-[ -d build ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+BUILD=${BUILD:-build}
+BIN=${SW_BIN:-$BUILD/sipwarden}
+GEN=$BUILD/bench/authbench
+[ -d "$BUILD" ] || meson setup "$BUILD" >/dev/null
+ninja -C "$BUILD" >/dev/null
 if [ ! -x "$GEN" ] || [ bench/authbench.c -nt "$GEN" ]; then
 	cc -O2 -Wall -Wextra -o "$GEN" bench/authbench.c $(pkg-config --cflags --libs libcrypto)
 fi
@@ -66,21 +69,7 @@ provision() { # dir users
 	printf '%s\n' "$PASSWORD" | "$BIN" user add "b0@$REALM" --password-stdin -c "$1/c.conf" >/dev/null
 	$PY bench/provision.py --users "$2" --realm "$REALM" --password "$PASSWORD" --sipwarden "$1/credentials.db"
 	# bindings as a REGISTER from authbench leaves them (aor, contact, Call-ID, CSeq, source)
-	$PY - "$1/bindings.db" "$2" <<'EOF2'
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1]); n = int(sys.argv[2]); exp = int(time.time()) + 3600
-db.execute("PRAGMA journal_mode=WAL")
-db.execute("""CREATE TABLE IF NOT EXISTS bindings (aor TEXT NOT NULL, contact TEXT NOT NULL,
- instance TEXT NOT NULL DEFAULT '', reg_id INTEGER NOT NULL DEFAULT -1, q INTEGER NOT NULL DEFAULT -1,
- expires_at INTEGER NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL, path TEXT NOT NULL DEFAULT '',
- user_agent TEXT NOT NULL DEFAULT '', recv_addr TEXT NOT NULL DEFAULT '', recv_port INTEGER NOT NULL DEFAULT 0,
- proto INTEGER NOT NULL DEFAULT 0, conn_id INTEGER NOT NULL DEFAULT 0, worker INTEGER NOT NULL DEFAULT 0,
- PRIMARY KEY (aor, contact)) WITHOUT ROWID""")
-db.execute("CREATE INDEX IF NOT EXISTS bindings_expires ON bindings(expires_at)")
-db.executemany("INSERT OR REPLACE INTO bindings VALUES (?,?,'',-1,-1,?,?,1,'','authbench','127.0.0.1',40000,0,0,0)",
-    (("sip:b%d@bench.test" % i, "sip:b%d@127.0.0.1" % i, exp, "pre-%d@bench" % i) for i in range(n)))
-db.commit()
-EOF2
+	"$BUILD/bench/mkbindings" "$1" "$2"
 }
 
 free_port() { $PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
