@@ -49,6 +49,15 @@ static size_t skip_sp(const char *p, size_t n, size_t i)
 	return i;
 }
 
+/* Octets that end the fast scan inside a quoted-string: '"', '\\', the
+ * controls other than HT/CR/LF, and DEL. Rows of 32 from 0x00. */
+static const unsigned char qstop[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+};
+
 /* i at the opening quote; returns the index after the closing quote, or 0
  * when unterminated. Sets *esc when a quoted-pair was seen. RFC 3261 §25.1:
  * quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F); CR/LF may only appear as
@@ -56,22 +65,22 @@ static size_t skip_sp(const char *p, size_t n, size_t i)
 static size_t scan_quoted(const char *p, size_t n, size_t i, bool *esc)
 {
 	for (i++; i < n; i++) {
+		while (i < n && !qstop[(unsigned char)p[i]])
+			i++;
+		if (i >= n)
+			return 0;
 		unsigned char c = (unsigned char)p[i];
 		if (c == '"')
 			return i + 1;
-		if (c == '\\') {
-			if (i + 1 >= n)
-				return 0;
-			c = (unsigned char)p[i + 1];
-			if (c == '\r' || c == '\n' || c > 0x7f)
-				return 0;
-			*esc = true;
-			i++;
-		} else if (c < 0x20 && c != '\t' && c != '\r' && c != '\n') {
+		if (c != '\\')
+			return 0;   /* a bare control character or DEL */
+		if (i + 1 >= n)
 			return 0;
-		} else if (c == 0x7f) {
+		c = (unsigned char)p[i + 1];
+		if (c == '\r' || c == '\n' || c > 0x7f)
 			return 0;
-		}
+		*esc = true;
+		i++;
 	}
 	return 0;
 }

@@ -77,8 +77,33 @@ void sip_out_printf(struct sip_out *o, const char *fmt, ...)
 /* Header values may keep folded line breaks (sip-t.h); a folded line is
  * linear whitespace (RFC 3261 §7.3.1), so unfolding into spaces keeps the
  * meaning and makes header injection through a copied value impossible. */
+/* Whether any of the 8 bytes of w is CR, LF or NUL (bit tricks: a byte
+ * is zero in x exactly when the classic haszero test flags it). */
+static inline bool word_has_break(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t cr = w ^ (ones * '\r'), lf = w ^ (ones * '\n');
+	uint64_t z = ((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf);
+	return (z & highs) != 0;
+}
+
 static void put_unfolded(struct sip_out *o, struct sw_str s)
 {
+	/* Fast path (issue 6): almost no value is folded; find that out eight
+	 * octets at a time and copy it in one go. */
+	size_t k = 0;
+	for (; k + 8 <= s.len; k += 8) {
+		uint64_t w;
+		memcpy(&w, s.p + k, 8);
+		if (word_has_break(w))
+			break;
+	}
+	while (k < s.len && s.p[k] != '\r' && s.p[k] != '\n' && s.p[k] != '\0')
+		k++;
+	if (k == s.len) {
+		sip_out_put(o, s.p, s.len);
+		return;
+	}
 	size_t i = 0;
 	while (i < s.len && !o->overflow) {
 		size_t j = i;
@@ -503,23 +528,38 @@ int sip_resp_dest(const struct sip_msg *req, const struct sockaddr *src,
 void sip_to_tag(const struct sw_hkey *key, const struct sip_msg *req, char out[17])
 {
 	static const char hex[] = "0123456789abcdef";
-	/* Hash each part separately, then the digests: no separator in the
-	 * attacker's text can make two different triples collide. */
-	uint64_t d[4];
-	d[0] = sw_siphash(key, req->call_id.p ? req->call_id.p : "", req->call_id.len);
-	d[1] = sw_siphash(key, req->from.tag.p ? req->from.tag.p : "", req->from.tag.len);
-	if (req->via1.branch.p && req->via1.branch.len) {
-		d[2] = sw_siphash(key, req->via1.branch.p, req->via1.branch.len);
-		d[3] = 1;
-	} else {
-		d[2] = req->cseq.num;
-		d[3] = 2;
+	/* One SipHash over length-prefixed parts (issue 6: was five): the
+	 * lengths make the encoding injective, so no text in the parts can
+	 * make two different triples collide. Parts too long for the buffer
+	 * are hashed first and their digest stands in for them. */
+	struct sw_str part[3] = {
+		{ req->call_id.p ? req->call_id.p : "", req->call_id.len },
+		{ req->from.tag.p ? req->from.tag.p : "", req->from.tag.len },
+		{ req->via1.branch.p ? req->via1.branch.p : "", req->via1.branch.len },
+	};
+	bool have_branch = req->via1.branch.p && req->via1.branch.len;
+	uint8_t buf[512];
+	size_t n = 0;
+	for (int i = 0; i < 3; i++) {
+		uint8_t d[8];
+		struct sw_str v = part[i];
+		if (i == 2 && !have_branch) {
+			for (int j = 0; j < 8; j++)
+				d[j] = (uint8_t)((uint64_t)req->cseq.num >> (8 * j));
+			v = (struct sw_str){ (const char *)d, 8 };
+		} else if (v.len > 160) {
+			uint64_t h = sw_siphash(key, v.p, v.len);
+			for (int j = 0; j < 8; j++)
+				d[j] = (uint8_t)(h >> (8 * j));
+			v = (struct sw_str){ (const char *)d, 8 };
+			buf[n++] = 0xff;   /* marks a digest: never a real length */
+		}
+		buf[n++] = (uint8_t)v.len;
+		memcpy(buf + n, v.p, v.len);
+		n += v.len;
 	}
-	uint8_t buf[32];
-	for (int i = 0; i < 4; i++)
-		for (int j = 0; j < 8; j++)
-			buf[i * 8 + j] = (uint8_t)(d[i] >> (8 * j));
-	uint64_t h = sw_siphash(key, buf, sizeof(buf));
+	buf[n++] = have_branch ? 1 : 2;
+	uint64_t h = sw_siphash(key, buf, n);
 	for (int i = 0; i < 16; i++)
 		out[i] = hex[(h >> (60 - 4 * i)) & 15];
 	out[16] = '\0';
