@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,13 @@ struct fail_ent {
 	int64_t last;
 };
 
+#define AUTH_READERS 272       /* workers (<= 256) plus tests and tools */
+
+struct reader_slot {
+	_Alignas(64) _Atomic uint64_t seq;   /* odd: inside a snapshot read */
+	_Atomic bool taken;
+};
+
 struct sw_auth {
 	const struct sw_config *cfg;
 	struct realm_rt realms[AUTH_MAX_REALMS];
@@ -70,13 +78,21 @@ struct sw_auth {
 	uint64_t db_version;
 	bool loaded;
 	_Atomic uint64_t next_poll_ms;
-	pthread_rwlock_t snap_lk;         /* writers only swap the pointer */
-	struct creds_snap *snap;
+	/* The snapshot is read without a shared lock (issue 6: a read-write
+	 * lock's reader count was a cache line every worker wrote on every
+	 * authenticated request). Each worker owns a reader slot on its own
+	 * cache line: its count is odd while it uses the snapshot. A writer
+	 * swaps the pointer, then waits for every slot it saw odd to move on
+	 * before freeing the old snapshot. */
+	_Atomic(struct creds_snap *) snap;
+	pthread_mutex_t swap_mx;          /* one writer at a time */
+	struct reader_slot readers[AUTH_READERS];
 	_Atomic bool avail;
 };
 
 struct auth_worker {
 	struct sw_auth *a;
+	struct reader_slot *rs;           /* this worker's slot in a->readers */
 	EVP_MD_CTX *md;
 	struct nonce_mac *mac;
 };
@@ -188,11 +204,35 @@ static int secret_load_or_create(const char *path, uint8_t *key, size_t *klen, c
 
 static void snap_swap(struct sw_auth *a, struct creds_snap *s)
 {
-	pthread_rwlock_wrlock(&a->snap_lk);
-	struct creds_snap *old = a->snap;
-	a->snap = s;
-	pthread_rwlock_unlock(&a->snap_lk);
+	pthread_mutex_lock(&a->swap_mx);
+	struct creds_snap *old = atomic_exchange(&a->snap, s);
+	/* Readers that may still hold `old` are those inside a read now. */
+	for (unsigned i = 0; i < AUTH_READERS; i++) {
+		struct reader_slot *r = &a->readers[i];
+		uint64_t v = atomic_load(&r->seq);
+		while ((v & 1) && atomic_load(&r->seq) == v)
+			sched_yield();
+	}
+	pthread_mutex_unlock(&a->swap_mx);
 	creds_snap_free(old);
+}
+
+static const struct creds_snap *snap_enter(struct auth_worker *w)
+{
+	struct reader_slot *r = w->rs;
+	atomic_store_explicit(&r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	/* The odd count must be visible before the pointer is read (pairs
+	 * with the exchange in snap_swap). */
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit(&w->a->snap, memory_order_acquire);
+}
+
+static void snap_leave(struct auth_worker *w)
+{
+	struct reader_slot *r = w->rs;
+	atomic_store_explicit(&r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
+			      memory_order_release);
 }
 
 /* Under reload_mx. */
@@ -277,7 +317,10 @@ bool auth_store_available(struct sw_auth *a)
 struct sw_auth *auth_open(const struct sw_config *cfg, const char *data_dir, int *err,
 			  char *why, size_t whycap)
 {
-	struct sw_auth *a = calloc(1, sizeof(*a));
+	/* reader slots are cache-line aligned: so is the engine */
+	struct sw_auth *a = aligned_alloc(64, (sizeof(*a) + 63) / 64 * 64);
+	if (a)
+		memset(a, 0, sizeof(*a));
 	uint8_t key[AUTH_SECRET_MAX];
 	size_t klen = 0;
 	char path[SW_PATH_MAX + 32];
@@ -289,12 +332,8 @@ struct sw_auth *auth_open(const struct sw_config *cfg, const char *data_dir, int
 		goto fail_early;
 	a->cfg = cfg;
 	pthread_mutex_init(&a->reload_mx, NULL);
-	pthread_rwlockattr_t ra;
-	pthread_rwlockattr_init(&ra);
 	/* Reload must not starve behind a steady stream of readers. */
-	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&a->snap_lk, &ra);
-	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&a->swap_mx, NULL);
 	for (int i = 0; i < FAIL_SHARDS; i++)
 		pthread_mutex_init(&a->fail_mx[i], NULL);
 
@@ -407,12 +446,12 @@ void auth_close(struct sw_auth *a)
 	if (!a)
 		return;
 	creds_db_close(a->db);
-	creds_snap_free(a->snap);
+	creds_snap_free(atomic_load(&a->snap));
 	nonce_mac_free(a->mac);
 	nonce_tab_free(a->nonces);
 	free(a->db_path);
 	pthread_mutex_destroy(&a->reload_mx);
-	pthread_rwlock_destroy(&a->snap_lk);
+	pthread_mutex_destroy(&a->swap_mx);
 	for (int i = 0; i < FAIL_SHARDS; i++)
 		pthread_mutex_destroy(&a->fail_mx[i]);
 	sw_cleanse(a->dummy_ha1, sizeof(a->dummy_ha1));
@@ -425,6 +464,15 @@ struct auth_worker *auth_worker_new(struct sw_auth *a)
 	if (!w)
 		return NULL;
 	w->a = a;
+	for (unsigned i = 0; i < AUTH_READERS && !w->rs; i++) {
+		bool no = false;
+		if (atomic_compare_exchange_strong(&a->readers[i].taken, &no, true))
+			w->rs = &a->readers[i];
+	}
+	if (!w->rs) {
+		free(w);
+		return NULL;
+	}
 	w->md = EVP_MD_CTX_new();
 	w->mac = nonce_mac_dup(a->mac);
 	if (!w->md || !w->mac) {
@@ -440,6 +488,8 @@ void auth_worker_free(struct auth_worker *w)
 		return;
 	EVP_MD_CTX_free(w->md);
 	nonce_mac_free(w->mac);
+	if (w->rs)
+		atomic_store(&w->rs->taken, false);
 	free(w);
 }
 
@@ -954,9 +1004,9 @@ int auth_check(struct auth_worker *w, const struct sip_msg *m, const struct sock
 	const char *fail = NULL;
 	bool match;
 	aors[0] = '\0';
-	pthread_rwlock_rdlock(&a->snap_lk);
-	const struct creds_ent *e = res->userhash ? creds_snap_find_uh(a->snap, h, r->name, user) :
-				    creds_snap_find(a->snap, user, r->name);
+	const struct creds_snap *snap = snap_enter(w);
+	const struct creds_ent *e = res->userhash ? creds_snap_find_uh(snap, h, r->name, user) :
+				    creds_snap_find(snap, user, r->name);
 	const unsigned char *hb = NULL;   /* the snapshot keeps HA1 in binary */
 	char ha1[DIGEST_HEX_MAX];
 	if (!e)
@@ -986,7 +1036,7 @@ int auth_check(struct auth_worker *w, const struct sip_msg *m, const struct sock
 		memcpy(res->user, creds_ent_user(e), (size_t)e->ulen + 1u);
 		snprintf(aors, sizeof(aors), "%s", creds_ent_aors(e));
 	}
-	pthread_rwlock_unlock(&a->snap_lk);
+	snap_leave(w);
 	if (rc) {
 		sw_cleanse(expect, sizeof(expect));
 		res->outcome = AUTH_ERROR;

@@ -23,6 +23,11 @@ static bool is_pvalue(unsigned char c)
 	return false;
 }
 
+/* Octets sip_list_next must look at: '"' '<' '>' ','. */
+static const unsigned char list_stop[256] = {
+	['"'] = 1, ['<'] = 1, ['>'] = 1, [','] = 1,
+};
+
 int sip_list_next(struct sw_str *rest, struct sw_str *elem)
 {
 	/* The end of the list is marked by rest->p == NULL so that empty
@@ -34,25 +39,29 @@ int sip_list_next(struct sw_str *rest, struct sw_str *elem)
 	bool in_angle = false;
 
 	while (i < n) {
-		char c = p[i];
-		if (in_angle) {
-			if (c == '>')
-				in_angle = false;
+		/* issue 6: skip ordinary octets with one table lookup each */
+		while (i < n && !list_stop[(unsigned char)p[i]])
 			i++;
-		} else if (c == '"') {
+		if (i >= n)
+			break;
+		char c = p[i];
+		if (c == ',')
+			break;
+		if (c == '"') {
 			size_t j = skip_quoted(p, n, i);
 			if (j == 0)
 				return -EBADMSG;
 			i = j;
 		} else if (c == '<') {
-			in_angle = true;
-			i++;
-		} else if (c == '>') {
-			return -EBADMSG;
-		} else if (c == ',') {
-			break;
+			/* inside <...> nothing is special until the '>' */
+			const char *gt = memchr(p + i + 1, '>', n - i - 1);
+			if (!gt) {
+				in_angle = true;
+				break;
+			}
+			i = (size_t)(gt - p) + 1;
 		} else {
-			i++;
+			return -EBADMSG;   /* '>' without '<' */
 		}
 	}
 	if (in_angle)
