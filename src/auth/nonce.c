@@ -9,6 +9,7 @@
 #include "auth/digest.h"
 #include "auth/nonce.h"
 #include "base/ct.h"
+#include "base/lock.h"
 
 #define NONCE_VERSION 1
 #define NONCE_SHARDS 64
@@ -330,7 +331,7 @@ void nonce_tab_issue(struct nonce_tab *t, uint32_t *slot, uint32_t *gen)
 {
 	uint32_t s = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed) & t->mask;
 	pthread_mutex_t *mx = &t->shard[s % NONCE_SHARDS];
-	pthread_mutex_lock(mx);
+	sw_mutex_lock(mx);
 	struct nonce_slot *sl = &t->slots[s];
 	sl->gen++;
 	sl->nc_max = 0;
@@ -346,7 +347,7 @@ bool nonce_tab_live(struct nonce_tab *t, uint32_t slot, uint32_t gen)
 	if (slot > t->mask)
 		return false;
 	pthread_mutex_t *mx = &t->shard[slot % NONCE_SHARDS];
-	pthread_mutex_lock(mx);
+	sw_mutex_lock(mx);
 	bool live = t->slots[slot].gen == gen;
 	pthread_mutex_unlock(mx);
 	return live;
@@ -358,7 +359,7 @@ int nonce_tab_use(struct nonce_tab *t, uint32_t slot, uint32_t gen, uint32_t nc)
 	if (slot > t->mask)
 		return -ESTALE;
 	pthread_mutex_t *mx = &t->shard[slot % NONCE_SHARDS];
-	pthread_mutex_lock(mx);
+	sw_mutex_lock(mx);
 	struct nonce_slot *s = &t->slots[slot];
 	if (s->gen != gen) {
 		rc = -ESTALE;

@@ -44,6 +44,7 @@
 #include "base/str.h"
 #include "guard/bansdb.h"
 #include "guard/geo.h"
+#include "base/lock.h"
 #include "guard/guard.h"
 #include "sip/parse.h"
 
@@ -470,7 +471,7 @@ static inline struct rhdr *rslot(const struct rtab *t, const struct rshard *s, u
 static struct rshard *rtab_lock(struct rtab *t, uint64_t h)
 {
 	struct rshard *s = &t->sh[SHARD_OF(h)];
-	pthread_mutex_lock(&s->mu);
+	sw_mutex_lock(&s->mu);
 	return s;
 }
 
@@ -555,7 +556,7 @@ static unsigned rtab_count(struct rtab *t)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < SHARDS; i++) {
-		pthread_mutex_lock(&t->sh[i].mu);
+		sw_mutex_lock(&t->sh[i].mu);
 		n += t->sh[i].n;
 		pthread_mutex_unlock(&t->sh[i].mu);
 	}
@@ -692,7 +693,7 @@ static int bs_put(struct banset *bs, uint64_t h, const struct gkey *k, uint64_t 
 {
 	struct bshard *s = &bs->sh[SHARD_OF(h)];
 	int rc = 0;
-	pthread_mutex_lock(&s->mu);
+	sw_mutex_lock(&s->mu);
 	bs_wbegin(s);
 	int i = bs_find(s, h, k);
 	if (i < 0) {
@@ -737,7 +738,7 @@ out:
 static bool bs_remove(struct banset *bs, uint64_t h, const struct gkey *k)
 {
 	struct bshard *s = &bs->sh[SHARD_OF(h)];
-	pthread_mutex_lock(&s->mu);
+	sw_mutex_lock(&s->mu);
 	int i = bs_find(s, h, k);
 	if (i >= 0) {
 		bs_wbegin(s);
@@ -1231,7 +1232,7 @@ static void expire(struct sw_guard *g, struct banset *bs, uint64_t now)
 		return;
 	for (unsigned si = 0; si < SHARDS; si++) {
 		struct bshard *s = &bs->sh[si];
-		pthread_mutex_lock(&s->mu);
+		sw_mutex_lock(&s->mu);
 		for (unsigned i = 0; i <= s->mask && s->n;) {
 			uint64_t u = atomic_load_explicit(&s->slots[i].until, memory_order_relaxed);
 			if (!u || u > now) {
@@ -1326,7 +1327,7 @@ static int apply_row(struct sw_guard *g, const struct guard_ban_row *r, uint64_t
 	struct banset *bs = r->user ? &g->userbans : &g->ipbans;
 	/* Unchanged rows are left alone. */
 	struct bshard *s = &bs->sh[SHARD_OF(h)];
-	pthread_mutex_lock(&s->mu);
+	sw_mutex_lock(&s->mu);
 	int i = bs_find(s, h, &k);
 	bool same = i >= 0 && atomic_load_explicit(&s->slots[i].until, memory_order_relaxed) ==
 				      (uint64_t)r->until_ms;
@@ -1410,7 +1411,7 @@ static void sync_removed(struct sw_guard *g, struct banset *bs, const struct syn
 {
 	for (unsigned si = 0; si < SHARDS; si++) {
 		struct bshard *s = &bs->sh[si];
-		pthread_mutex_lock(&s->mu);
+		sw_mutex_lock(&s->mu);
 		for (unsigned i = 0; i <= s->mask && s->n;) {
 			if (!atomic_load_explicit(&s->slots[i].until, memory_order_relaxed) ||
 			    s->meta[i].seq > upto) {

@@ -31,6 +31,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "base/lock.h"
 #include "base/clock.h"
 #include "base/siphash.h"
 #include "base/str.h"
@@ -589,7 +590,7 @@ static int dump_shard(void *ctx, unsigned part, struct bstore_dump *d, int64_t n
 	struct shard *sh = &r->shards[part];
 	int rc = 0;
 
-	pthread_mutex_lock(&sh->mu);
+	sw_mutex_lock(&sh->mu);
 	bstore_dump_mark(d, part);
 	for (size_t j = 0; rc == 0 && j <= sh->mask; j++) {
 		for (struct ra *a = sh->buckets[j]; rc == 0 && a; a = a->next) {
@@ -1143,7 +1144,7 @@ int registrar_register(struct sw_registrar *r, const struct sip_msg *m,
 	}
 
 	struct shard *sh = shard_of(r, q->hash);
-	pthread_mutex_lock(&sh->mu);
+	sw_mutex_lock(&sh->mu);
 	a = ra_find(sh, q->hash, q->aor, q->aor_len);
 	for (struct rb *b = a ? a->list : NULL; b; b = b->next) {
 		sl[ns++] = (struct slot){ .old = b };
@@ -1352,7 +1353,7 @@ unsigned registrar_lookup(struct sw_registrar *r, struct sw_str aor, int64_t now
 	}
 	uint64_t hsh = sw_siphash(&r->key, aor.p, aor.len);
 	struct shard *sh = shard_of(r, hsh);
-	pthread_mutex_lock(&sh->mu);
+	sw_mutex_lock(&sh->mu);
 	struct ra *a = ra_find(sh, hsh, aor.p, aor.len);
 	for (struct rb *b = a ? a->list : NULL; b && n < cap; b = b->next) {
 		if (b->expires_at <= now_s)
@@ -1384,7 +1385,7 @@ unsigned registrar_purge(struct sw_registrar *r, int64_t now_s)
 
 	for (unsigned i = 0; i < REG_SHARDS; i++) {
 		struct shard *sh = &r->shards[i];
-		pthread_mutex_lock(&sh->mu);
+		sw_mutex_lock(&sh->mu);
 		for (size_t j = 0; j <= sh->mask; j++) {
 			for (struct ra **ap = &sh->buckets[j]; *ap;) {
 				struct ra *a = *ap;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "auth/auth.h"
 #include "registrar/registrar.h"
@@ -104,6 +105,9 @@ static void *worker_main(void *arg)
 {
 	struct sw_worker *w = arg;
 	event_base_dispatch(w->base);
+	/* issue 6: how often this worker found a shared shard lock taken */
+	sw_logf(SW_LOG_INFO, "worker.locks", "worker=%u acquired=%llu contended=%llu", w->id,
+		(unsigned long long)sw_lockstat.acquired, (unsigned long long)sw_lockstat.contended);
 	return NULL;
 }
 
