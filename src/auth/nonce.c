@@ -10,6 +10,7 @@
 #include "auth/nonce.h"
 #include "base/ct.h"
 #include "base/lock.h"
+#include "base/siphash.h"
 
 #define NONCE_VERSION 1
 #define NONCE_SHARDS 64
@@ -312,6 +313,18 @@ struct nonce_tab *nonce_tab_new(uint32_t nslots)
 		return NULL;
 	}
 	t->mask = n - 1;
+	/* Every slot starts at a random generation: a nonce issued by an
+	 * earlier run of this process, or by another node sharing the
+	 * secret, must not find its (slot, generation) live here and be
+	 * replayed once (a fresh table used to start all slots at 0). */
+	struct sw_hkey k;
+	if (sw_hkey_random(&k) != 0) {
+		free(t->slots);
+		free(t);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		t->slots[i].gen = (uint32_t)sw_siphash(&k, &i, sizeof(i));
 	for (int i = 0; i < NONCE_SHARDS; i++)
 		pthread_mutex_init(&t->shard[i], NULL);
 	return t;

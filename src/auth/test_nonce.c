@@ -513,6 +513,28 @@ static void test_slots(void **state)
 	nonce_tab_free(NULL);
 }
 
+/* A restarted process (a new table) or another node must not find a
+ * nonce's (slot, generation) live: generations start at random. */
+static void test_slots_fresh_table(void **state)
+{
+	(void)state;
+	struct nonce_tab *a = nonce_tab_new(1024), *b = nonce_tab_new(1024);
+	assert_non_null(a);
+	assert_non_null(b);
+	unsigned live = 0;
+	for (int i = 0; i < 1024; i++) {
+		/* both hand out nonces; b's clients are others than a's */
+		uint32_t s, g, sb, gb;
+		nonce_tab_issue(a, &s, &g);
+		nonce_tab_issue(b, &sb, &gb);
+		live += nonce_tab_live(b, s, g);
+		assert_int_equal(nonce_tab_use(b, s, g, 1), -ESTALE);
+	}
+	assert_int_equal(live, 0);
+	nonce_tab_free(a);
+	nonce_tab_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -525,6 +547,7 @@ int main(void)
 		cmocka_unit_test(test_ip_binding),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_slots),
+		cmocka_unit_test(test_slots_fresh_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
