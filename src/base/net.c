@@ -124,7 +124,7 @@ int sw_sockaddr_parse(struct sw_str s, struct sockaddr_storage *ss, socklen_t *l
 
 size_t sw_ipv4_fmt(const uint8_t a[4], char out[16])
 {
-	/* Dotted quad without inet_ntop's sprintf (issue 6: every reply with
+	/* Dotted quad without inet_ntop's formatted printing (issue 6: every reply with
 	 * ;received= formats the source address). */
 	size_t n = 0;
 	for (int i = 0; i < 4; i++) {
