@@ -124,6 +124,12 @@ max_bindings_per_aor = 10
 [guard]
 trusted = 127.0.0.0/8
 
+[limits]
+; Timer J keeps every completed UDP REGISTER 32 s (64*T1): at 40k pairs/s
+; that is 2.6M transactions alive, beyond the default 1M per worker (which
+; then answers 503 transaction-table-full). Sized as an operator would.
+max_transactions = 4194304
+
 [realm $REALM]
 algorithms = SHA-512-256, SHA-256, MD5
 md5 = allow
