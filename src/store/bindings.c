@@ -219,7 +219,8 @@ static struct wslot *slot_for(struct sw_bstore *s, struct bwriter *w, unsigned i
 	}
 	char name[64];
 	seg_name(name, sizeof(name), id, gen);
-	int fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	/* Never through a symlink planted in data_dir. */
+	int fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		*err = -errno;
@@ -394,7 +395,7 @@ static int compact_locked(struct sw_bstore *s, int64_t now_s)
 	struct stat st;
 	int rc;
 
-	int fd = openat(s->dirfd, SNAP_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = openat(s->dirfd, SNAP_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
 	bj_hdr_encode(hdr, BJ_SNAPSHOT, d.gen);

@@ -241,6 +241,28 @@ def test_restart_forgets_removed(server, ua):
     assert bindings(register(ua, server, "pia")) == {}
 
 
+def test_journal_write_failure_500(make_server, ua):
+    """A REGISTER whose journal write fails is answered 500 with
+    Retry-After, changes nothing, and is logged; the next one works. The
+    failure: the worker's segment name taken by a symlink (never
+    followed) to /dev/full."""
+    srv = make_server(workers=1)
+    seg = srv.data_dir / "bindings-0-1.log"     # fresh data_dir: generation 1
+    assert not seg.exists()
+    os.symlink("/dev/full", str(seg))
+    c = "sip:quill@127.0.0.1:5999"
+    r = register(ua, srv, "quill", ["<%s>" % c], expires=600)
+    assert r is not None and r.status == 500, r and r.start
+    assert r.get("Retry-After") == "5"
+    assert "event=registrar.journal_write_failed" in srv.log_text()
+    os.unlink(str(seg))
+    assert bindings(register(ua, srv, "quill")) == {}
+    assert list(bindings(register(ua, srv, "quill", ["<%s>" % c], expires=600,
+                                  cseq=2))) == [c]
+    srv.restart(hard=True)
+    assert list(bindings(register(ua, srv, "quill"))) == [c]
+
+
 # -- TCP -------------------------------------------------------------------
 
 def test_tcp_two_registers_one_connection(server):
