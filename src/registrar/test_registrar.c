@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -865,6 +866,59 @@ static void test_compaction(void **state)
 	assert_int_equal(registrar_lookup(f->r, SW_STR_LIT("sip:short@example.com"), now, b, 4), 0);
 }
 
+/* A bindings.db of an earlier version is imported once (through the
+ * batched load, then the first snapshot) and renamed. */
+static void test_import_bindings_db(void **state)
+{
+	struct fx *f = *state;
+	struct reg_binding b[4];
+	char p[160], sql[1400];
+	sqlite3 *db;
+	int64_t now = sw_wall_s();
+
+	snprintf(p, sizeof(p), "%s/bindings.db", f->dir);
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	int n = snprintf(sql, sizeof(sql),
+		 "CREATE TABLE bindings (aor TEXT NOT NULL, contact TEXT NOT NULL,"
+		 " instance TEXT NOT NULL DEFAULT '', reg_id INTEGER NOT NULL DEFAULT -1,"
+		 " q INTEGER NOT NULL DEFAULT -1, expires_at INTEGER NOT NULL, call_id TEXT NOT NULL,"
+		 " cseq INTEGER NOT NULL, path TEXT NOT NULL DEFAULT '', user_agent TEXT NOT NULL DEFAULT '',"
+		 " recv_addr TEXT NOT NULL DEFAULT '', recv_port INTEGER NOT NULL DEFAULT 0,"
+		 " proto INTEGER NOT NULL DEFAULT 0, conn_id INTEGER NOT NULL DEFAULT 0,"
+		 " worker INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (aor, contact)) WITHOUT ROWID;"
+		 "INSERT INTO bindings VALUES ('" ALICE "','sip:a@192.0.2.1','',-1,700,%lld,'c1',5,'<sip:e.example.net;lr>','UA','192.0.2.9',5062,1,9,2);"
+		 "INSERT INTO bindings VALUES ('" ALICE "','sip:a@192.0.2.2','',-1,-1,%lld,'c1',5,'','UA','',0,0,0,0);"
+		 "INSERT INTO bindings VALUES ('sip:old@example.com','sip:o@192.0.2.3','',-1,-1,%lld,'c3',1,'','UA','',0,0,0,0);",
+		 (long long)now + 100, (long long)now + 200, (long long)now - 5);
+	assert_true(n > 0 && (size_t)n < sizeof(sql));
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	for (unsigned i = 0; i < 40; i++) {   /* more than one load batch */
+		char row[200];
+		snprintf(row, sizeof(row), "INSERT INTO bindings VALUES ('sip:u%u@example.com','sip:u@192.0.2.4','',-1,-1,%lld,'c',1,'','UA','',0,0,0,0);",
+			 i, (long long)now + 300);
+		assert_int_equal(sqlite3_exec(db, row, NULL, NULL, NULL), SQLITE_OK);
+	}
+	sqlite3_close(db);
+
+	fx_open(f);
+	assert_int_equal(registrar_count(f->r), 42);
+	assert_int_equal(registrar_lookup(f->r, SW_STR_LIT(ALICE), now, b, 4), 2);
+	assert_string_equal(b[0].contact, "sip:a@192.0.2.2");   /* q 1.0 before 0.7 */
+	assert_string_equal(b[1].path, "<sip:e.example.net;lr>");
+	assert_int_equal(b[1].q, 700);
+	assert_int_equal(b[1].cseq, 5);
+	assert_int_equal(b[1].worker, 2);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&b[1].received.addr)->sin_port), 5062);
+	assert_int_equal(registrar_lookup(f->r, SW_STR_LIT("sip:old@example.com"), now, b, 4), 0);
+	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/bindings.db.imported", f->dir);
+	assert_int_equal(access(p, F_OK), 0);
+	registrar_close(f->r);
+	f->r = NULL;
+	fx_open(f);   /* from the snapshot now */
+	assert_int_equal(registrar_count(f->r), 42);
+}
+
 struct worker_arg {
 	struct fx *f;
 	unsigned id, n;
@@ -943,6 +997,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_store_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_import_bindings_db, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,10 @@ struct bstore_dump;            /* a snapshot being written (compaction) */
  * record met later cannot bring the AOR back). Expired bindings are
  * already removed. Non-zero fails the open. */
 typedef int (*bstore_load_fn)(void *ctx, const struct bstore_rec *rec);
+/* After the last record (before any compaction, on the opener's thread):
+ * an owner that batches records applies what it holds. Non-zero fails
+ * the open. */
+typedef int (*bstore_load_end_fn)(void *ctx);
 /* Compaction, once per partition on the store's thread: take the
  * partition's lock, call bstore_dump_mark(d, part), then
  * bstore_dump_add(d, rec) for each AOR with unexpired bindings, unlock.
@@ -44,6 +48,7 @@ struct bstore_conf {
 struct bstore_hooks {
 	unsigned nparts;           /* 1..BSTORE_MAX_PARTS */
 	bstore_load_fn load;
+	bstore_load_end_fn load_end;  /* may be NULL */
 	bstore_dump_fn dump;
 	void *ctx;                 /* for load and dump */
 	bstore_report_fn report;   /* may be NULL */

@@ -720,6 +720,9 @@ static int load_all(struct sw_bstore *s, int64_t now_s)
 		}
 	}
 
+	if (s->h.load_end && (rc = s->h.load_end(s->h.ctx)) != 0)
+		goto out;
+
 	/* A new run writes new files: a generation above everything found. */
 	s->cur_gen = max_gen + 1;
 	atomic_store(&s->snap_gen, snap_gen);
