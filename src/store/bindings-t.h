@@ -42,6 +42,8 @@ struct bstore_conf {
 	unsigned check_ms;         /* how often the thread looks (1000) */
 	unsigned retry_ms;         /* after a failed compaction (60000) */
 	bool no_thread;            /* tests: compaction only via bstore_compact */
+	bool no_lock;              /* tests: read files another store holds (the
+				    * data_dir lock is otherwise exclusive) */
 	int kill_at;               /* tests: SIGKILL at compaction step N (0 = off) */
 };
 

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -776,6 +777,12 @@ struct sw_bstore *bstore_open(const char *dir, const struct bstore_conf *conf,
 		errno = ENOMEM;
 	if (s->dirfd < 0 || !s->dir) {
 		rc = -errno;
+		goto fail_free;
+	}
+	/* One process per data_dir: a second one would write segments of the
+	 * same names and delete the first one's in its compactions. */
+	if (!conf->no_lock && flock(s->dirfd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		goto fail_free;
 	}
 	rc = load_all(s, now_s);

@@ -17,7 +17,8 @@ void bstore_conf_default(struct bstore_conf *c);
  * every live segment through hooks->load (records of expired bindings
  * arrive without them), delete stale files, and start the compaction
  * thread. Damaged ranges are reported and skipped; a file of another
- * format version fails the open (-EPROTO). NULL with *err on failure. */
+ * format version fails the open (-EPROTO); a data_dir another process
+ * holds, too (-EBUSY: flock on the directory). NULL with *err. */
 struct sw_bstore *bstore_open(const char *dir, const struct bstore_conf *conf,
 			      const struct bstore_hooks *hooks, int64_t now_s, int *err);
 /* Stop the thread and close the files (no compaction at close). */

@@ -486,6 +486,12 @@ static void test_replay_order(void **state)
 	assert_non_null(o_open(o, &t, NULL, NOW, &err));
 	assert_int_equal(o->e[1].cseq, 77);
 	assert_int_equal(o->e[2].n, 0);
+	/* one process per data_dir */
+	struct owner *o2 = malloc(sizeof(*o2));
+	o_init(o2);
+	assert_null(o_open(o2, &t, NULL, NOW, &err));
+	assert_int_equal(err, -EBUSY);
+	free(o2);
 	bstore_close(o->s);
 	td_rm(&t);
 	free(o);
