@@ -6,6 +6,7 @@
  * lines. The reader trusts nothing: every length is checked against the
  * record and the record against BJ_REC_MAX before a byte is used. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "store/journal.h"
@@ -63,11 +64,14 @@ static bool have_hw(void)
 
 uint32_t sw_crc32c(uint32_t crc, const void *p, size_t n)
 {
-	/* A racy first call computes the same answer twice: harmless. */
-	static int hw = -1;
-	if (hw < 0)
-		hw = have_hw();
-	return hw ? crc32c_hw(crc, p, n) : crc32c_sw(crc, p, n);
+	/* Threads racing on the first call compute the same answer. */
+	static _Atomic int hw = -1;
+	int v = atomic_load_explicit(&hw, memory_order_relaxed);
+	if (v < 0) {
+		v = have_hw();
+		atomic_store_explicit(&hw, v, memory_order_relaxed);
+	}
+	return v ? crc32c_hw(crc, p, n) : crc32c_sw(crc, p, n);
 }
 
 /* ---- little-endian helpers ---- */
