@@ -32,11 +32,6 @@ const char *sip_ap_name(enum sip_ap ap)
 	return (unsigned)ap < SIP_AP__COUNT ? ap_names[ap] : "?";
 }
 
-/* RFC 3261 §25.1 token characters ('*' is one, which is how "username*"
- * parses as one name) and RFC 7235 §2.1 token68: sip/lex.h tables. */
-#define is_tchar is_token
-#define is_t68char is_token68
-
 static bool is_lws(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -120,7 +115,7 @@ int sip_auth_parse(struct sw_str value, struct sip_auth *out)
 		return -EBADMSG;
 	i = skip_sp(p, n, 0);
 	s = i;
-	while (i < n && is_tchar((unsigned char)p[i]))
+	while (i < n && is_token((unsigned char)p[i]))
 		i++;
 	if (i == s)
 		return -EBADMSG;
@@ -141,7 +136,7 @@ int sip_auth_parse(struct sw_str value, struct sip_auth *out)
 	 * otherwise the rest is a list of auth-params. Digest only has
 	 * auth-params (RFC 7616 §3.3, §3.4). */
 	s = i;
-	while (out->scheme != SIP_AUTH_DIGEST && i < n && is_t68char((unsigned char)p[i]))
+	while (out->scheme != SIP_AUTH_DIGEST && i < n && is_token68((unsigned char)p[i]))
 		i++;
 	if (i > s) {
 		while (i < n && p[i] == '=')
@@ -162,7 +157,8 @@ int sip_auth_parse(struct sw_str value, struct sip_auth *out)
 			continue;
 		}
 		s = i;
-		while (i < n && is_tchar((unsigned char)p[i]))
+		/* '*' is a token char: "username*" (RFC 7616 §3.4.4) is one name */
+		while (i < n && is_token((unsigned char)p[i]))
 			i++;
 		if (i == s)
 			return -EBADMSG;
@@ -184,7 +180,7 @@ int sip_auth_parse(struct sw_str value, struct sip_auth *out)
 			i = e;
 		} else {
 			s = i;
-			while (i < n && is_tchar((unsigned char)p[i]))
+			while (i < n && is_token((unsigned char)p[i]))
 				i++;
 			if (i == s)
 				return -EBADMSG;

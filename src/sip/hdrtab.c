@@ -3,6 +3,7 @@
  * Lookup looks only at the entries of the name's length, so a name is
  * compared at most against a handful of candidates. */
 #include <string.h>
+#include "base/str.h"
 #include "sip/parse.h"
 
 struct hdr_ent {
@@ -96,14 +97,6 @@ static inline unsigned char lc(unsigned char c)
 	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
 }
 
-static bool ieq(const char *a, const char *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (lc((unsigned char)a[i]) != lc((unsigned char)b[i]))
-			return false;
-	return true;
-}
-
 /* Header names are case-insensitive (RFC 3261 §7.3.1). */
 enum sip_hdr_id sip_hdr_lookup(const char *name, size_t len)
 {
@@ -117,7 +110,7 @@ enum sip_hdr_id sip_hdr_lookup(const char *name, size_t len)
 		return SIP_H_OTHER;
 	unsigned char c0 = lc((unsigned char)name[0]);
 	for (unsigned i = len_lo[len]; i < len_lo[len + 1]; i++)
-		if (lc((unsigned char)hdr_tab[i].name[0]) == c0 && ieq(hdr_tab[i].name, name, len))
+		if (lc((unsigned char)hdr_tab[i].name[0]) == c0 && sw_str_ieq_n(hdr_tab[i].name, name, len))
 			return (enum sip_hdr_id)hdr_tab[i].id;
 	return SIP_H_OTHER;
 }

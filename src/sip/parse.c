@@ -33,9 +33,6 @@ void sip_limits_default(struct sip_limits *lim)
 	lim->max_contacts = 16;
 }
 
-/* token chars, RFC 3261 §25.1: one table lookup (sip/lex.h) */
-#define is_token_char is_token
-
 static bool is_sp(char c)
 {
 	return c == ' ' || c == '\t';
@@ -121,7 +118,7 @@ static int hscan_next(struct hscan *s, struct sip_hdr *h, size_t *fstart,
 
 	/* field-name: token, then LWS, then ':' (RFC 3261 §7.3.1 HCOLON) */
 	size_t i = start;
-	while (i < s->len && is_token_char((unsigned char)b[i]) && i - start <= s->max_line)
+	while (i < s->len && is_token((unsigned char)b[i]) && i - start <= s->max_line)
 		i++;
 	size_t name_end = i;
 	if (name_end == start)
@@ -303,7 +300,7 @@ static int parse_status_line(struct sw_str l, struct sip_msg *m, struct sip_perr
 static int parse_request_line(struct sw_str l, struct sip_msg *m, struct sip_perr *err)
 {
 	size_t i = 0;
-	while (i < l.len && is_token_char((unsigned char)l.p[i]))
+	while (i < l.len && is_token((unsigned char)l.p[i]))
 		i++;
 	if (i == 0 || i >= l.len || l.p[i] != ' ')
 		return fail(err, i, 400, "bad method", -EBADMSG);
