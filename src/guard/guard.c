@@ -1124,7 +1124,9 @@ void guard_auth_ok(struct sw_guard *g, const struct sockaddr *src, struct sw_str
 {
 	struct gkey k;
 	(void)now;
-	if (ip_key(g, src, &k) == 0) {
+	/* A trusted source is never rate-limited, greylisted or banned: its
+	 * "known" mark would only cost a locked table write per request. */
+	if (!trusted(g, src) && ip_key(g, src, &k) == 0) {
 		uint64_t h = ip_hash(g, &k);
 		struct rshard *s = rtab_lock(&g->ip, h);
 		struct iprec *r = (struct iprec *)rtab_get(g, &g->ip, s, h, &k, true);

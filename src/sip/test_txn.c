@@ -698,7 +698,7 @@ static void test_many(void **state)
 		assert_int_equal(r, i % 3 == 0 ? SIP_TXN_RETRANSMIT : SIP_TXN_PENDING);
 		assert_ptr_equal(y, xs[i]);
 	}
-	/* the heap orders deadlines: everything ends by 64*T1 after the last */
+	/* the timers order deadlines: everything ends by 64*T1 after the last */
 	uint64_t now = N, dl;
 	while ((dl = tick(t, now, &s)) != UINT64_MAX) {
 		assert_true(dl > 0);
@@ -706,6 +706,111 @@ static void test_many(void **state)
 	}
 	assert_true(now <= N + 64 * T1);
 	assert_int_equal(sip_txn_count(t), 0);
+	sip_txn_table_free(t);
+}
+
+/* The timer wheel: a deadline more than a turn ahead (T1 = 5 s: Timer J
+ * 320 s, the wheel turns in 262 s) waits in its slot until its turn; a
+ * tick that comes late by more than a turn fires everything due; each
+ * transaction ends exactly at its deadline, and a tick returns the
+ * earliest deadline left. */
+static void test_wheel_turns(void **state)
+{
+	(void)state;
+	struct sip_timers tm = { 5000, 8000, 5000 };
+	struct sip_txn_table *t = sip_txn_table_new(64, &hkey, &tm);
+	struct sip_txn_dest d = dest(false);
+	struct tmsg m;
+	struct sent s = { 0 };
+	struct sip_txn *x;
+	char br[40];
+	const uint64_t t0 = 1000003, jms = 64 * 5000ull;
+
+	for (unsigned i = 0; i < 8; i++) {
+		snprintf(br, sizeof(br), "z9hG4bKturn%u", i);
+		mkreq(&m, "REGISTER", br, "h", "turns", NULL, i + 1);
+		assert_int_equal(sip_txn_receive(t, &m.m, &d, t0 + i * 7, &x), SIP_TXN_NEW);
+		respond(t, x, "SIP/2.0 200 OK\r\n\r\n", 200, t0 + i * 7);
+	}
+	assert_int_equal(tick(t, t0 + 100, &s), t0 + jms - (t0 + 100));
+	/* past a whole turn: nothing due yet */
+	assert_int_equal(tick(t, t0 + 270000, &s), t0 + jms - (t0 + 270000));
+	assert_int_equal(sip_txn_count(t), 8);
+	for (unsigned i = 0; i < 8; i++) {
+		assert_int_equal(tick(t, t0 + jms + i * 7 - 1, &s), 1);
+		assert_int_equal(sip_txn_count(t), 8 - i);
+		uint64_t left = tick(t, t0 + jms + i * 7, &s);
+		assert_int_equal(sip_txn_count(t), 7 - i);
+		assert_int_equal(left, i < 7 ? 7 : UINT64_MAX);
+	}
+
+	/* a tick 3 turns late fires what was due, keeps what was not */
+	for (unsigned i = 0; i < 2; i++) {
+		snprintf(br, sizeof(br), "z9hG4bKlate%u", i);
+		mkreq(&m, "OPTIONS", br, "h", "late", NULL, 1);
+		assert_int_equal(sip_txn_receive(t, &m.m, &d, 2000000, &x), SIP_TXN_NEW);
+		if (i == 0)
+			respond(t, x, "SIP/2.0 200 OK\r\n\r\n", 200, 2000000);
+	}
+	snprintf(br, sizeof(br), "z9hG4bKlate%u", 2);
+	mkreq(&m, "INVITE", br, "h", "late", NULL, 1);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 2000000, &x), SIP_TXN_NEW);
+	respond(t, x, "SIP/2.0 180 Ringing\r\n\r\n", 180, 2000000);
+	uint64_t now = 2000000 + 3 * 262144 * 4;   /* the INVITE's guard is 240 s */
+	tick(t, now, &s);
+	assert_int_equal(sip_txn_count(t), 0);
+	assert_int_equal(tick(t, now + 1, &s), UINT64_MAX);
+	sip_txn_table_free(t);
+}
+
+/* The index under churn: a full table (load 0.5 in the index, so long
+ * probe runs), half of it ended in scattered order (reliable finals end
+ * at once, and the removal shifts clusters back), then every survivor is
+ * still found and every ended key is new again; repeated so freed slots
+ * and shifted runs are reused. */
+static void test_index_churn(void **state)
+{
+	(void)state;
+	enum { CAP = 1024 };
+	struct sip_txn_table *t = mktable(CAP);
+	struct sip_txn_dest rel = dest(true);
+	struct tmsg m;
+	struct sip_txn *x;
+	char br[40];
+	static bool alive[CAP];
+
+	for (unsigned round = 0; round < 4; round++) {
+		for (unsigned i = 0; i < CAP; i++) {
+			snprintf(br, sizeof(br), "z9hG4bKchurn%u", i);
+			mkreq(&m, "OPTIONS", br, "h", "churn", NULL, 1);
+			enum sip_txn_match r = sip_txn_receive(t, &m.m, &rel, round, &x);
+			assert_int_equal(r, round == 0 || !alive[i] ? SIP_TXN_NEW : SIP_TXN_PENDING);
+			alive[i] = true;
+		}
+		assert_int_equal(sip_txn_count(t), CAP);
+		for (unsigned k = 0; k < CAP; k++) {
+			unsigned i = (k * 619u + round * 97u) % CAP;  /* a permutation */
+			if ((i * 7u + round) % 3 == 0)
+				continue;
+			snprintf(br, sizeof(br), "z9hG4bKchurn%u", i);
+			mkreq(&m, "OPTIONS", br, "h", "churn", NULL, 1);
+			if (sip_txn_receive(t, &m.m, &rel, round, &x) == SIP_TXN_PENDING && alive[i]) {
+				respond(t, x, "SIP/2.0 200 OK\r\n\r\n", 200, round);
+				alive[i] = false;
+			}
+		}
+		for (unsigned i = 0; i < CAP; i++) {
+			snprintf(br, sizeof(br), "z9hG4bKchurn%u", i);
+			mkreq(&m, "OPTIONS", br, "h", "churn", NULL, 1);
+			enum sip_txn_match r = sip_txn_receive(t, &m.m, &rel, round, &x);
+			if (alive[i]) {
+				assert_int_equal(r, SIP_TXN_PENDING);
+			} else {
+				assert_int_equal(r, SIP_TXN_NEW);   /* a new transaction now */
+				respond(t, x, "SIP/2.0 200 OK\r\n\r\n", 200, round);
+			}
+		}
+	}
 	sip_txn_table_free(t);
 }
 
@@ -923,6 +1028,8 @@ int main(void)
 		cmocka_unit_test(test_large_reply),
 		cmocka_unit_test(test_overlong_keys),
 		cmocka_unit_test(test_many),
+		cmocka_unit_test(test_wheel_turns),
+		cmocka_unit_test(test_index_churn),
 		cmocka_unit_test(test_compact_entry_and_dest),
 		cmocka_unit_test(test_reply_budget),
 		cmocka_unit_test(test_reply_slab_churn),

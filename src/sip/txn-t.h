@@ -46,7 +46,7 @@ struct sip_txn_stats {
 	unsigned cap;
 	unsigned touched;       /* entries ever handed out (their pages are resident) */
 	size_t entry_bytes;     /* sizeof one entry */
-	size_t table_bytes;     /* touched entries + buckets + heap */
+	size_t table_bytes;     /* touched entries + index + timer wheel */
 	size_t reply_bytes;     /* slab chunks held for stored replies */
 	size_t reply_budget;
 	uint64_t reply_nomem;   /* replies not kept: budget spent */
