@@ -17,7 +17,7 @@
  *
  * All or nothing (§10.3, last paragraph): a REGISTER's change is computed
  * aside, then the AOR's whole new state is appended to the calling
- * worker's journal segment under the shard lock (one write()), and only
+ * worker's journal segment under the shard lock (into the page cache), and only
  * when that succeeded is it applied to the table. A failed write changes
  * nothing and the worker answers 500; a 200 therefore always names a
  * change that survives kill -9 (and power loss with [registrar] fsync). */

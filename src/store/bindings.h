@@ -1,6 +1,6 @@
 /* Persistent binding store: an append-only journal written by the workers
- * themselves (one segment file per worker, one write() per change, no
- * shared lock) and a snapshot rewritten in the background (compaction).
+ * themselves (one segment file per worker, each change stored into its
+ * shared mapping, no system call and no shared lock) and a snapshot rewritten in the background (compaction).
  * docs/internals.md "Durable registrations" explains the protocol.
  *
  * data_dir/bindings.snap        whole table at generation G
@@ -26,8 +26,9 @@ void bstore_close(struct sw_bstore *s);
 
 /* Append rec (its seq is assigned here: the partition's next number) to
  * writer's segment. The caller holds the partition's lock, and uses each
- * writer id from one thread at a time. One write() (O_APPEND), plus an
- * fdatasync with conf.fsync. 0 and *seq, or -errno: then nothing of the
+ * writer id from one thread at a time. Encoded into the segment's shared
+ * mapping (one write() where the file system cannot preallocate), plus an
+ * msync/fdatasync with conf.fsync. 0 and *seq, or -errno: then nothing of the
  * record stays in the file (a short write is cut off again), and the
  * caller must not apply the change. */
 int bstore_append(struct sw_bstore *s, unsigned part, unsigned writer,

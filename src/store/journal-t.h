@@ -65,6 +65,7 @@ struct bj_reader {
 	size_t bad_off, bad_len;
 	const char *bad_why;
 	bool bad_tail;             /* nothing valid follows the bad range */
+	size_t zero_tail;          /* zero bytes that ended the file (preallocated) */
 	struct bstore_binding b[BSTORE_MAX_BINDINGS];
 };
 

@@ -238,6 +238,7 @@ void bj_reader_init(struct bj_reader *rd, const uint8_t *p, size_t len, size_t o
 	rd->bad_off = rd->bad_len = 0;
 	rd->bad_why = NULL;
 	rd->bad_tail = false;
+	rd->zero_tail = 0;
 }
 
 /* Decode a body whose CRC already holds; false when its structure does
@@ -329,11 +330,26 @@ static const char *rec_at(struct bj_reader *rd, size_t off, struct bstore_rec *r
 	return NULL;
 }
 
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
 enum bj_next_rc bj_next(struct bj_reader *rd, struct bstore_rec *rec)
 {
 	size_t size;
 	if (rd->off >= rd->len)
 		return BJ_END;
+	/* A preallocated segment ends in zeroes (the writer died before its
+	 * clean close truncated them): the end, not damage. */
+	if (rd->p[rd->off] == 0 && all_zero(rd->p + rd->off, rd->len - rd->off)) {
+		rd->zero_tail = rd->len - rd->off;
+		rd->off = rd->len;
+		return BJ_END;
+	}
 	const char *why = rec_at(rd, rd->off, rec, &size, false);
 	if (!why) {
 		rd->off += size;

@@ -34,7 +34,9 @@ int bj_hdr_check(const uint8_t *p, size_t len, enum bj_kind kind, uint64_t *gen)
 
 /* Records of a file image after its header (or of any buffer). */
 void bj_reader_init(struct bj_reader *rd, const uint8_t *p, size_t len, size_t off);
-/* Next record (BJ_REC), end (BJ_END), or a damaged range skipped (BJ_BAD):
+/* Next record (BJ_REC), end (BJ_END: also at a run of zero bytes to the
+ * end, a preallocated segment's unused tail, counted in rd->zero_tail),
+ * or a damaged range skipped (BJ_BAD):
  * the reader then resynchronises on the next record whose magic, length
  * and CRC hold, so good records after damage are kept. rec->b points into
  * rd->b and stays valid until the next call. */
