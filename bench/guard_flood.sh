@@ -144,6 +144,28 @@ ticks() {  # "utime stime" of a process, clock ticks
 alive() {  # running, not a zombie waiting to be reaped
 	_st=$(sed 's/.*) //' /proc/"$1"/stat 2>/dev/null) && [ -n "$_st" ] && [ "${_st%% *}" != Z ]
 }
+# Syscalls of the server while a blast or drain runs (perf stat on the
+# syscall tracepoints; nothing when perf cannot count them): datagrams per
+# recvmmsg call is what the per-datagram cost depends on.
+SC_PID=
+syscalls_start() {  # PID
+	SC_PID=
+	command -v perf >/dev/null || return 0
+	perf stat -x, -o "$tmp/syscalls" -e syscalls:sys_enter_recvmmsg,syscalls:sys_enter_epoll_wait \
+		-p "$1" >/dev/null 2>&1 &
+	SC_PID=$!
+	KIDS="$KIDS $SC_PID"
+	sleep 0.3 # attached
+}
+syscalls_stop() {  # DATAGRAMS: prints "recvmmsg calls N (D per call), epoll_wait calls M"
+	[ -n "$SC_PID" ] || return 0
+	kill -INT "$SC_PID" 2>/dev/null || true
+	wait "$SC_PID" 2>/dev/null || true
+	forget "$SC_PID"
+	awk -F, -v n="$1" '$3 ~ /recvmmsg/ { r = $1 } $3 ~ /epoll_wait/ { e = $1 }
+		END { if (r + 0 > 0) printf "  server syscalls (perf stat): recvmmsg %d calls = %.1f datagrams per call, epoll_wait %d calls\n", r, n / r, e }' \
+		"$tmp/syscalls" 2>/dev/null || true
+}
 # wait_bounded PID SECONDS OUTVAR: waits for PID, samples its CPU while it
 # runs (the last sample is its CPU), kills it after SECONDS.
 wait_bounded() {
@@ -389,6 +411,7 @@ thread_ns "$PID" >"$tmp/th0"; c0=$(cpu_ns "$PID")
 set -- $(ticks "$PID"); ut0=$1; st0=$2
 set -- $(udp_sock); q0=$1; d0=$2
 set -- $(snmp_udp); in0=$1; rb0=$2
+syscalls_start "$PID"
 t0=$(now)
 $PIN "$BLAST" -d "127.0.0.1:$PORT" -b $FLOOD_IP -n "$BLAST_COUNT" -t "$BLAST_TIME" \
 	-r "$BLAST_RATE" -s "$BLAST_SOCKETS" >"$tmp/blast.out" &
@@ -406,6 +429,7 @@ set -- $(udp_sock); d1=$2
 set -- $(snmp_udp); in1=$1; rb1=$2
 t1=$(now)
 cat "$tmp/blast.out"
+syscalls_stop "$(($(sed -n 's/^sent=//p' "$tmp/blast.out") - (d1 - d0)))"
 $PY - "$tmp" "$(fsub "$tb" "$t0")" "$(fsub "$t1" "$t0")" $((c1 - c0)) $((d1 - d0)) \
 	$((in1 - in0)) $((rb1 - rb0)) $((ut1 - ut0)) $((st1 - st0)) <<'EOF'
 import sys
@@ -456,7 +480,9 @@ sink_drain() {  # BATCH RCVBUF LABEL: the same rounds against bench/udpsink on C
 	kill "$SPID"; wait "$SPID" 2>/dev/null || true
 	forget "$SPID"
 }
+syscalls_start "$PID"
 drain "$PID" "$PORT" sipwarden/own 0
+syscalls_stop "$(sed -n 's/.* label=sipwarden\/own datagrams=\([0-9]*\).*/\1/p' "$tmp/drain.res")"
 [ -z "$DRAIN_BATCHES" ] || sink_drain 32 0 udpsink-B32/own
 if [ "$DRAIN_RCVBUF" -gt 0 ]; then
 	drain "$PID" "$PORT" "sipwarden/$((DRAIN_RCVBUF >> 20))M" "$DRAIN_RCVBUF"
