@@ -7,10 +7,13 @@
  * to split the per-datagram cost into "the kernel's recvmmsg" and
  * "sipwarden's own".
  *
- *   udpsink -l HOST:PORT [-B BATCH] [-S SLOT_BYTES]
+ *   udpsink -l HOST:PORT [-B BATCH] [-S SLOT_BYTES] [-F DROP_IPV4]
  *
  * -B  recvmmsg batch (default 32, sipwarden's udp_batch)
  * -S  bytes per receive buffer (default 65536 = sipwarden's max_msg + 1)
+ * -F  attach a classic BPF socket filter that drops datagrams from this
+ *     IPv4 source in the kernel, before they are queued: what an in-kernel
+ *     ban check would cost the receiver (nothing) and the delivery path
  *
  * Runs until SIGTERM/SIGINT; prints received=N on stderr. */
 #ifndef _GNU_SOURCE
@@ -18,6 +21,7 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -55,23 +59,39 @@ static int parse_hostport(const char *s, struct sockaddr_in *sa)
 	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
+/* Drop datagrams whose IPv4 source is src (network byte order), keep the
+ * rest: the filter runs in udp_queue_rcv_skb, before the queue. */
+static int attach_drop(int fd, struct in_addr src)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12), /* IPv4 saddr */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(src.s_addr), 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in a;
-	const char *lsn = NULL;
+	const char *lsn = NULL, *drop = NULL;
+	struct in_addr drop_a;
 	unsigned long batch = 32, slot = 65536;
 	int opt;
-	while ((opt = getopt(argc, argv, "l:B:S:")) != -1) {
+	while ((opt = getopt(argc, argv, "l:B:S:F:")) != -1) {
 		switch (opt) {
 		case 'l': lsn = optarg; break;
 		case 'B': batch = strtoul(optarg, NULL, 10); break;
 		case 'S': slot = strtoul(optarg, NULL, 10); break;
+		case 'F': drop = optarg; break;
 		default: lsn = NULL; optind = argc; break;
 		}
 	}
 	if (!lsn || parse_hostport(lsn, &a) < 0 || batch < 1 || batch > MAX_BATCH || slot < 512 ||
-	    slot > (1ul << 20)) {
-		fprintf(stderr, "usage: udpsink -l HOST:PORT [-B BATCH 1..1024] [-S SLOT_BYTES]\n");
+	    slot > (1ul << 20) || (drop && inet_pton(AF_INET, drop, &drop_a) != 1)) {
+		fprintf(stderr, "usage: udpsink -l HOST:PORT [-B BATCH 1..1024] [-S SLOT_BYTES] [-F DROP_IPV4]\n");
 		return 2;
 	}
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -79,6 +99,10 @@ int main(int argc, char **argv)
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) < 0 ||
 	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		perror("udpsink: socket");
+		return 1;
+	}
+	if (drop && attach_drop(fd, drop_a) < 0) {
+		perror("udpsink: SO_ATTACH_FILTER");
 		return 1;
 	}
 	char *buf = malloc(batch * slot);
