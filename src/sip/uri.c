@@ -418,7 +418,7 @@ static bool escaped_eq(struct sw_str a, struct sw_str b)
 	bool bad = false;
 
 	for (;;) {
-		unsigned char x, y;
+		unsigned char x = 0, y = 0;  /* set whenever ha and hb are true */
 		bool ha = next_octet(a, &i, &x, &bad);
 		bool hb = next_octet(b, &j, &y, &bad);
 		if (bad)
