@@ -95,6 +95,7 @@ struct auth_worker {
 	struct reader_slot *rs;           /* this worker's slot in a->readers */
 	EVP_MD_CTX *md;
 	struct nonce_mac *mac;
+	struct nonce_cursor nc;           /* this worker's run of nonce slots */
 };
 
 /* ---- small helpers ---- */
@@ -642,7 +643,7 @@ static void challenge(struct auth_worker *w, const struct realm_rt *r, const str
 	char nonce[NONCE_LEN + 1];
 	struct hb b = { res->hdrs, sizeof(res->hdrs), 0, false };
 
-	nonce_tab_issue(w->a->nonces, &f.slot, &f.gen);
+	nonce_tab_issue(w->a->nonces, &w->nc, &f.slot, &f.gen);
 	if (r->rc->bind_nonce_to_ip && src)
 		f.flags |= NONCE_F_IP;
 	if (nonce_make(w->mac, &f, r->name, src, nonce) < 0)

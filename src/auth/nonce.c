@@ -292,22 +292,36 @@ struct nonce_slot {
 	bool once_used;        /* used without qop */
 };
 
+struct nonce_shard {
+	pthread_mutex_t mu;
+} __attribute__((aligned(64)));
+
 struct nonce_tab {
 	struct nonce_slot *slots;
 	uint32_t mask;
-	_Atomic uint32_t next;
-	pthread_mutex_t shard[NONCE_SHARDS];
+	_Atomic uint32_t next __attribute__((aligned(64)));   /* next chunk */
+	struct nonce_shard shard[NONCE_SHARDS];
 };
+
+/* A chunk's slots share a lock (and, mostly, cache lines): the worker that
+ * issued them is also the one that usually verifies them. */
+static pthread_mutex_t *shard_of(struct nonce_tab *t, uint32_t slot)
+{
+	return &t->shard[(slot / NONCE_CHUNK) % NONCE_SHARDS].mu;
+}
 
 struct nonce_tab *nonce_tab_new(uint32_t nslots)
 {
 	uint32_t n = 1024;
 	while (n < nslots && n < (1u << 24))
 		n <<= 1;
-	struct nonce_tab *t = calloc(1, sizeof(*t));
+	struct nonce_tab *t = aligned_alloc(64, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->slots = calloc(n, sizeof(*t->slots));
+	memset(t, 0, sizeof(*t));
+	t->slots = aligned_alloc(64, (size_t)n * sizeof(*t->slots));
+	if (t->slots)
+		memset(t->slots, 0, (size_t)n * sizeof(*t->slots));
 	if (!t->slots) {
 		free(t);
 		return NULL;
@@ -326,7 +340,7 @@ struct nonce_tab *nonce_tab_new(uint32_t nslots)
 	for (uint32_t i = 0; i < n; i++)
 		t->slots[i].gen = (uint32_t)sw_siphash(&k, &i, sizeof(i));
 	for (int i = 0; i < NONCE_SHARDS; i++)
-		pthread_mutex_init(&t->shard[i], NULL);
+		pthread_mutex_init(&t->shard[i].mu, NULL);
 	return t;
 }
 
@@ -335,15 +349,19 @@ void nonce_tab_free(struct nonce_tab *t)
 	if (!t)
 		return;
 	for (int i = 0; i < NONCE_SHARDS; i++)
-		pthread_mutex_destroy(&t->shard[i]);
+		pthread_mutex_destroy(&t->shard[i].mu);
 	free(t->slots);
 	free(t);
 }
 
-void nonce_tab_issue(struct nonce_tab *t, uint32_t *slot, uint32_t *gen)
+void nonce_tab_issue(struct nonce_tab *t, struct nonce_cursor *c, uint32_t *slot, uint32_t *gen)
 {
-	uint32_t s = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed) & t->mask;
-	pthread_mutex_t *mx = &t->shard[s % NONCE_SHARDS];
+	if (c->next == c->end) {
+		c->next = atomic_fetch_add_explicit(&t->next, NONCE_CHUNK, memory_order_relaxed);
+		c->end = c->next + NONCE_CHUNK;
+	}
+	uint32_t s = c->next++ & t->mask;
+	pthread_mutex_t *mx = shard_of(t, s);
 	sw_mutex_lock(mx);
 	struct nonce_slot *sl = &t->slots[s];
 	sl->gen++;
@@ -359,7 +377,7 @@ bool nonce_tab_live(struct nonce_tab *t, uint32_t slot, uint32_t gen)
 {
 	if (slot > t->mask)
 		return false;
-	pthread_mutex_t *mx = &t->shard[slot % NONCE_SHARDS];
+	pthread_mutex_t *mx = shard_of(t, slot);
 	sw_mutex_lock(mx);
 	bool live = t->slots[slot].gen == gen;
 	pthread_mutex_unlock(mx);
@@ -371,7 +389,7 @@ int nonce_tab_use(struct nonce_tab *t, uint32_t slot, uint32_t gen, uint32_t nc)
 	int rc = 0;
 	if (slot > t->mask)
 		return -ESTALE;
-	pthread_mutex_t *mx = &t->shard[slot % NONCE_SHARDS];
+	pthread_mutex_t *mx = shard_of(t, slot);
 	sw_mutex_lock(mx);
 	struct nonce_slot *s = &t->slots[slot];
 	if (s->gen != gen) {

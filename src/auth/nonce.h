@@ -56,12 +56,23 @@ int nonce_opaque(struct nonce_mac *m, struct sw_str realm, char out[23]);
  * bumps its generation; a nonce whose slot has moved on is stale. Per slot
  * the highest nc seen and a 64-bit window below it (out-of-order requests
  * over several connections are legal; a repeated nc is not). Sharded locks:
- * workers verify concurrently. */
+ * workers verify concurrently.
+ *
+ * A worker takes the ring's slots NONCE_CHUNK at a time through its own
+ * cursor (one shared atomic add per chunk, not per challenge), and a
+ * chunk's slots share one lock on a cache line of its own, so two workers
+ * issuing and verifying nonces do not write the same cache lines. */
 struct nonce_tab;
+
+#define NONCE_CHUNK 64u
+
+struct nonce_cursor {
+	uint32_t next, end;         /* zero-initialised: takes a chunk on first use */
+};
 
 struct nonce_tab *nonce_tab_new(uint32_t nslots);   /* rounded up to a power of two */
 void nonce_tab_free(struct nonce_tab *t);
-void nonce_tab_issue(struct nonce_tab *t, uint32_t *slot, uint32_t *gen);
+void nonce_tab_issue(struct nonce_tab *t, struct nonce_cursor *c, uint32_t *slot, uint32_t *gen);
 bool nonce_tab_live(struct nonce_tab *t, uint32_t slot, uint32_t gen);
 /* Record a use. nc = 0: no qop (RFC 2069), the nonce is good once.
  * 0; -ESTALE when the slot was reused; -EALREADY on a replayed nc (or a

@@ -482,7 +482,8 @@ static void test_slots(void **state)
 	struct nonce_tab *t = nonce_tab_new(10);   /* rounded up to 1024 */
 	assert_non_null(t);
 	uint32_t s0, g0, s, g;
-	nonce_tab_issue(t, &s0, &g0);
+	struct nonce_cursor cur = { 0 };
+	nonce_tab_issue(t, &cur, &s0, &g0);
 	assert_true(nonce_tab_live(t, s0, g0));
 	assert_false(nonce_tab_live(t, s0, g0 + 1));
 	assert_false(nonce_tab_live(t, 1u << 30, g0));
@@ -496,14 +497,14 @@ static void test_slots(void **state)
 		if (nonce_tab_use(t, s0, g0, seq[i].nc) != seq[i].rc)
 			fail_msg("step %zu: nc %u", i, seq[i].nc);
 
-	nonce_tab_issue(t, &s, &g);
+	nonce_tab_issue(t, &cur, &s, &g);
 	assert_int_equal(nonce_tab_use(t, s, g, 0), 0);
 	assert_int_equal(nonce_tab_use(t, s, g, 0), -EALREADY);
 	assert_int_equal(nonce_tab_use(t, s, g, 1), -EALREADY);
 
 	/* 1024 more issues wrap round to s0 */
 	for (int i = 0; i < 1023; i++)
-		nonce_tab_issue(t, &s, &g);
+		nonce_tab_issue(t, &cur, &s, &g);
 	assert_int_equal(s, s0);
 	assert_false(nonce_tab_live(t, s0, g0));
 	assert_int_equal(nonce_tab_use(t, s0, g0, 101), -ESTALE);
@@ -511,6 +512,36 @@ static void test_slots(void **state)
 	assert_int_equal(nonce_tab_use(t, 1u << 30, g, 1), -ESTALE);
 	nonce_tab_free(t);
 	nonce_tab_free(NULL);
+}
+
+/* Two workers' cursors take disjoint runs of NONCE_CHUNK slots, and
+ * together they still go round the whole ring before a slot is reused. */
+static void test_slot_chunks(void **state)
+{
+	(void)state;
+	struct nonce_tab *t = nonce_tab_new(1024);
+	struct nonce_cursor a = { 0 }, b = { 0 };
+	static bool used[1024];
+	uint32_t s, g, first_a = 0, first_b = 0;
+	assert_non_null(t);
+	for (unsigned i = 0; i < 512; i++) {
+		nonce_tab_issue(t, &a, &s, &g);
+		if (i == 0)
+			first_a = s;
+		assert_false(used[s]);
+		used[s] = true;
+		nonce_tab_issue(t, &b, &s, &g);
+		if (i == 0)
+			first_b = s;
+		assert_false(used[s]);
+		used[s] = true;
+		if (i < NONCE_CHUNK)
+			assert_int_equal(s, first_b + i);   /* b's run is contiguous */
+	}
+	assert_int_equal(first_b - first_a, NONCE_CHUNK);
+	nonce_tab_issue(t, &a, &s, &g);   /* the ring is round: a slot of the first runs */
+	assert_true(s < 2 * NONCE_CHUNK);
+	nonce_tab_free(t);
 }
 
 /* A restarted process (a new table) or another node must not find a
@@ -522,11 +553,12 @@ static void test_slots_fresh_table(void **state)
 	assert_non_null(a);
 	assert_non_null(b);
 	unsigned live = 0;
+	struct nonce_cursor ca = { 0 }, cb = { 0 };
 	for (int i = 0; i < 1024; i++) {
 		/* both hand out nonces; b's clients are others than a's */
 		uint32_t s, g, sb, gb;
-		nonce_tab_issue(a, &s, &g);
-		nonce_tab_issue(b, &sb, &gb);
+		nonce_tab_issue(a, &ca, &s, &g);
+		nonce_tab_issue(b, &cb, &sb, &gb);
 		live += nonce_tab_live(b, s, g);
 		assert_int_equal(nonce_tab_use(b, s, g, 1), -ESTALE);
 	}
@@ -548,6 +580,7 @@ int main(void)
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_slots_fresh_table),
+		cmocka_unit_test(test_slot_chunks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
