@@ -833,8 +833,9 @@ static int parse_nc(struct sw_str s, uint32_t *nc)
 }
 
 /* Pick the credentials for our realm among all Authorization fields. */
-static int find_creds(const struct sip_msg *m, enum sip_hdr_id hid, struct sw_str realm,
-		      struct sip_auth *out, const char **why)
+static int find_creds(const struct sip_msg *m, const struct sip_auth_memo *memo,
+		      enum sip_hdr_id hid, struct sw_str realm, struct sip_auth *out,
+		      const char **why)
 {
 	bool bad = false, other = false;
 	char rb[CREDS_REALM_MAX];
@@ -842,7 +843,14 @@ static int find_creds(const struct sip_msg *m, enum sip_hdr_id hid, struct sw_st
 		if (m->hdrs[i].id != hid)
 			continue;
 		struct sw_str rv;
-		if (sip_auth_parse(m->hdrs[i].value, out) < 0) {
+		int rc;
+		if (memo && memo->h == &m->hdrs[i]) {
+			rc = memo->rc;
+			*out = memo->a;
+		} else {
+			rc = sip_auth_parse(m->hdrs[i].value, out);
+		}
+		if (rc < 0) {
 			bad = true;
 			continue;
 		}
@@ -868,6 +876,13 @@ static bool is_true(struct sw_str s)
 int auth_check(struct auth_worker *w, const struct sip_msg *m, const struct sockaddr *src,
 	       int realm_idx, bool proxy, int64_t now, struct auth_result *res)
 {
+	return auth_check_memo(w, m, NULL, src, realm_idx, proxy, now, res);
+}
+
+int auth_check_memo(struct auth_worker *w, const struct sip_msg *m,
+		    const struct sip_auth_memo *memo, const struct sockaddr *src, int realm_idx,
+		    bool proxy, int64_t now, struct auth_result *res)
+{
 	struct sw_auth *a;
 	const struct realm_rt *r;
 	struct sel sel;
@@ -892,7 +907,8 @@ int auth_check(struct auth_worker *w, const struct sip_msg *m, const struct sock
 	select_sel(a, r, m, src, &sel);
 	res->profile = sel.profile;
 
-	if (find_creds(m, proxy ? SIP_H_PROXY_AUTHORIZATION : SIP_H_AUTHORIZATION, r->name, &c, &why)) {
+	if (find_creds(m, memo, proxy ? SIP_H_PROXY_AUTHORIZATION : SIP_H_AUTHORIZATION, r->name,
+		       &c, &why)) {
 		if (!strcmp(why, AUTH_R_MALFORMED))
 			reject(res, 400, why);
 		else

@@ -19,6 +19,8 @@
 #include "sip/sip-t.h"
 #include "store/creds-t.h"
 
+struct sip_auth_memo;
+
 struct sw_auth;
 struct auth_worker;
 
@@ -107,6 +109,10 @@ int auth_realm_for(const struct sw_config *cfg, const struct sip_msg *m);
  * Always fills res; returns 0, or -EINVAL on misuse (no message). */
 int auth_check(struct auth_worker *w, const struct sip_msg *m, const struct sockaddr *src,
 	       int realm_idx, bool proxy, int64_t now, struct auth_result *res);
+/* The same, reusing memo (may be NULL) for the field it was parsed from. */
+int auth_check_memo(struct auth_worker *w, const struct sip_msg *m,
+		    const struct sip_auth_memo *memo, const struct sockaddr *src, int realm_idx,
+		    bool proxy, int64_t now, struct auth_result *res);
 
 /* A fresh challenge without looking at credentials (e.g. for a policy that
  * demands digest on top of another method). */

@@ -338,6 +338,44 @@ static void test_challenge_shape(void **state)
 	expect(&r, AUTH_CHALLENGE, 401, AUTH_R_NO_CREDENTIALS);
 }
 
+/* A memo of the Authorization field parsed ahead (the pipeline parses it
+ * once for the guard's user checks) is used instead of parsing the field
+ * again: the memo of that very field gives the same answer, a memo whose
+ * result says "malformed" is believed (400, so it was used), and a memo of
+ * another field is ignored. */
+static void test_auth_memo(void **state)
+{
+	struct fx *f = *state;
+	struct msg m1, m2;
+	struct auth_result ch, r;
+	char authz[2048];
+	fx_start(f);
+	struct cli k = { .user = "1001", .pass = PASS, .nc = 1 };
+	msg_make(&m1, "REGISTER", "sip:" REALM, "1001@" REALM, NULL, NULL, false, NULL);
+	assert_int_equal(auth_check(f->w, &m1.m, SA(f), 0, false, T0, &ch), 0);
+	cli_authz(&ch, &k, "sip:" REALM, authz, sizeof(authz));
+	msg_make(&m2, "REGISTER", "sip:" REALM, "1001@" REALM, NULL, authz, false, NULL);
+	const struct sip_hdr *h = sip_hdr_get(&m2.m, SIP_H_AUTHORIZATION);
+	assert_non_null(h);
+
+	struct sip_auth_memo mo = { .h = h };
+	mo.rc = sip_auth_parse(h->value, &mo.a);
+	assert_int_equal(mo.rc, 0);
+	assert_int_equal(auth_check_memo(f->w, &m2.m, &mo, SA(f), 0, false, T0, &r), 0);
+	expect(&r, AUTH_OK, 0, AUTH_R_OK);
+
+	mo.rc = -EBADMSG;   /* not what the field says: only a used memo answers 400 */
+	assert_int_equal(auth_check_memo(f->w, &m2.m, &mo, SA(f), 0, false, T0, &r), 0);
+	expect(&r, AUTH_REJECT, 400, AUTH_R_MALFORMED);
+
+	k.nc = 2;
+	cli_authz(&ch, &k, "sip:" REALM, authz, sizeof(authz));
+	msg_make(&m2, "REGISTER", "sip:" REALM, "1001@" REALM, NULL, authz, false, NULL);
+	mo.h = sip_hdr_get(&m2.m, SIP_H_VIA);   /* another field: ignored */
+	assert_int_equal(auth_check_memo(f->w, &m2.m, &mo, SA(f), 0, false, T0, &r), 0);
+	expect(&r, AUTH_OK, 0, AUTH_R_OK);
+}
+
 static void test_ok_each_algorithm(void **state)
 {
 	struct fx *f = *state;
@@ -1107,6 +1145,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_challenge_shape),
+		T(test_auth_memo),
 		T(test_ok_each_algorithm),
 		T(test_reason_codes),
 		T(test_malformed),

@@ -83,14 +83,20 @@ const char *req_auth_user(struct req *r)
 	enum sip_hdr_id id = r->m->method == SIP_M_REGISTER ? SIP_H_AUTHORIZATION
 							     : SIP_H_PROXY_AUTHORIZATION;
 	for (const struct sip_hdr *h = sip_hdr_get(r->m, id); h; h = sip_hdr_next(r->m, h)) {
-		struct sip_auth a;
+		struct sip_auth_memo *mo = &r->auth_memo;
+		struct sip_auth a_other, *a = mo->h ? &a_other : &mo->a;
 		struct sw_str user, realm;
 		char ubuf[256], rbuf[256];
-		if (sip_auth_parse(h->value, &a) < 0 || a.scheme != SIP_AUTH_DIGEST ||
-		    !a.v[SIP_AP_USERNAME].p || !a.v[SIP_AP_REALM].p)
+		int rc = sip_auth_parse(h->value, a);
+		if (!mo->h) {
+			mo->h = h;   /* authentication reuses the first one */
+			mo->rc = rc;
+		}
+		if (rc < 0 || a->scheme != SIP_AUTH_DIGEST || !a->v[SIP_AP_USERNAME].p ||
+		    !a->v[SIP_AP_REALM].p)
 			continue;
-		if (sip_auth_unq(&a, SIP_AP_USERNAME, ubuf, sizeof(ubuf), &user) < 0 ||
-		    sip_auth_unq(&a, SIP_AP_REALM, rbuf, sizeof(rbuf), &realm) < 0)
+		if (sip_auth_unq(a, SIP_AP_USERNAME, ubuf, sizeof(ubuf), &user) < 0 ||
+		    sip_auth_unq(a, SIP_AP_REALM, rbuf, sizeof(rbuf), &realm) < 0)
 			continue;
 		if (user.len + realm.len + 2 <= cap) {
 			memcpy(buf, user.p, user.len);
@@ -150,7 +156,8 @@ bool phase_authenticate(struct req *r, bool proxy)
 		reply(r, 403, NULL, NULL);
 		return false;
 	}
-	auth_check(w->aw, r->m, req_src(r), auth_realm_for(cfg, r->m), proxy, sw_wall_s(), &a);
+	auth_check_memo(w->aw, r->m, &r->auth_memo, req_src(r), auth_realm_for(cfg, r->m), proxy,
+			sw_wall_s(), &a);
 	log_auth(r, &a, false);
 	if (a.outcome == AUTH_OK) {
 		guard_auth_ok(g, req_src(r), sw_str_c(user), r->gnow);

@@ -7,6 +7,7 @@
 
 #include "guard/guard-t.h"
 #include "server/server-t.h"
+#include "sip/authhdr.h"
 #include "sip/sip-t.h"
 #include "transport/transport-t.h"
 
@@ -27,6 +28,7 @@ struct req {
 	uint64_t gnow;                /* guard clock (wall ms) for this message */
 	bool auth_user_done;          /* auth_user below is filled in */
 	char auth_user[GUARD_NAME_MAX]; /* req_auth_user(), parsed once per request */
+	struct sip_auth_memo auth_memo; /* the field req_auth_user parsed first */
 };
 
 struct sip_out;

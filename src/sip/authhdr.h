@@ -51,6 +51,14 @@ struct sip_auth {
 	unsigned nparams;      /* all auth-params, known or not */
 };
 
+/* One credentials field parsed ahead of authentication (for the guard's
+ * per-user checks), so auth_check_memo need not parse it again. */
+struct sip_auth_memo {
+	const struct sip_hdr *h;   /* the field parsed; NULL = nothing kept */
+	int rc;                    /* what sip_auth_parse returned for it */
+	struct sip_auth a;
+};
+
 /* Parse one credentials or challenge value: auth-scheme, then a token68 or
  * a comma-separated list of auth-params (token = token / quoted-string),
  * LWS (including folded line breaks) allowed around ',' and '='.
