@@ -648,6 +648,9 @@ static void challenge(struct auth_worker *w, const struct realm_rt *r, const str
 		f.flags |= NONCE_F_IP;
 	if (nonce_make(w->mac, &f, r->name, src, nonce) < 0)
 		goto internal;
+	struct nonce_fp fp;
+	nonce_tab_fp(w->a->nonces, sw_str_mk(nonce, NONCE_LEN), r->name, src, f.flags & NONCE_F_IP, &fp);
+	nonce_tab_seal(w->a->nonces, f.slot, f.gen, &fp);
 	for (unsigned i = 0; i < sel->algs.n; i++) {
 		hb_cstr(&b, proxy ? "Proxy-Authenticate: Digest realm=\"" : "WWW-Authenticate: Digest realm=\"");
 		hb_put(&b, r->name.p, r->name.len);
@@ -989,13 +992,26 @@ int auth_check_memo(struct auth_worker *w, const struct sip_msg *m,
 	}
 
 	/* Nonce: ours, for this realm (and address), not from the future. */
+	/* A nonce whose slot holds its fingerprint was issued (or verified)
+	 * here for this realm and address: no HMAC again (nonce.h). */
 	struct nonce_fields nf;
-	if (nonce_open(w->mac, nonce, r->name, src, &nf) < 0 || nf.t > now + FUTURE_SKEW) {
+	struct nonce_fp fp = { 0, 0 };
+	bool known = nonce_peek(nonce, &nf) == 0;
+	if (known) {
+		nonce_tab_fp(a->nonces, nonce, r->name, src, nf.flags & NONCE_F_IP, &fp);
+		known = nonce_tab_known(a->nonces, nf.slot, nf.gen, &fp);
+	}
+	if ((!known && nonce_open(w->mac, nonce, r->name, src, &nf) < 0) ||
+	    nf.t > now + FUTURE_SKEW) {
 		challenge(w, r, &sel, src, proxy, now, false, AUTH_R_BAD_NONCE, res);
 		return 0;
 	}
-	bool stale = now - nf.t > (int64_t)r->rc->nonce_lifetime ||
-		     !nonce_tab_live(a->nonces, nf.slot, nf.gen);
+	bool stale = now - nf.t > (int64_t)r->rc->nonce_lifetime;
+	if (!known && !stale) {
+		stale = !nonce_tab_live(a->nonces, nf.slot, nf.gen);
+		if (!stale)   /* proven by its MAC: the next use of it is cheap */
+			nonce_tab_seal(a->nonces, nf.slot, nf.gen, &fp);
+	}
 
 	if (r->rc->opaque) {
 		struct sw_str o = c.v[SIP_AP_OPAQUE];

@@ -250,10 +250,8 @@ int nonce_make(struct nonce_mac *mac, const struct nonce_fields *f, struct sw_st
 	return 0;
 }
 
-int nonce_open(struct nonce_mac *mac, struct sw_str nonce, struct sw_str realm,
-	       const struct sockaddr *src, struct nonce_fields *f)
+static int fields_of(struct sw_str nonce, uint8_t raw[NONCE_RAW], struct nonce_fields *f)
 {
-	uint8_t raw[NONCE_RAW], m[32];
 	if (nonce.len != NONCE_LEN || b64u_dec(nonce.p, NONCE_LEN, raw) < 0)
 		return -EBADMSG;
 	if (raw[0] >> 4 != NONCE_VERSION)
@@ -262,6 +260,21 @@ int nonce_open(struct nonce_mac *mac, struct sw_str nonce, struct sw_str realm,
 	f->t = (int64_t)get_be(raw + 1, 5);
 	f->slot = (uint32_t)get_be(raw + 6, 4);
 	f->gen = (uint32_t)get_be(raw + 10, 4);
+	return 0;
+}
+
+int nonce_peek(struct sw_str nonce, struct nonce_fields *f)
+{
+	uint8_t raw[NONCE_RAW];
+	return fields_of(nonce, raw, f);
+}
+
+int nonce_open(struct nonce_mac *mac, struct sw_str nonce, struct sw_str realm,
+	       const struct sockaddr *src, struct nonce_fields *f)
+{
+	uint8_t raw[NONCE_RAW], m[32];
+	if (fields_of(nonce, raw, f) < 0)
+		return -EBADMSG;
 	int rc = mac_over(mac, raw, realm, src, f->flags & NONCE_F_IP, m);
 	if (rc == -EINVAL)
 		return -EPERM; /* bound to an address family we cannot see */
@@ -289,6 +302,7 @@ struct nonce_slot {
 	uint32_t gen;
 	uint32_t nc_max;       /* highest nc accepted; 0 none yet */
 	uint64_t window;       /* bit i: nc_max - i was seen */
+	struct nonce_fp fp;    /* of this generation's nonce; zero = none yet */
 	bool once_used;        /* used without qop */
 };
 
@@ -299,6 +313,7 @@ struct nonce_shard {
 struct nonce_tab {
 	struct nonce_slot *slots;
 	uint32_t mask;
+	struct sw_hkey fk[2];  /* fingerprint keys */
 	_Atomic uint32_t next __attribute__((aligned(64)));   /* next chunk */
 	struct nonce_shard shard[NONCE_SHARDS];
 };
@@ -332,7 +347,8 @@ struct nonce_tab *nonce_tab_new(uint32_t nslots)
 	 * secret, must not find its (slot, generation) live here and be
 	 * replayed once (a fresh table used to start all slots at 0). */
 	struct sw_hkey k;
-	if (sw_hkey_random(&k) != 0) {
+	if (sw_hkey_random(&k) != 0 || sw_hkey_random(&t->fk[0]) != 0 ||
+	    sw_hkey_random(&t->fk[1]) != 0) {
 		free(t->slots);
 		free(t);
 		return NULL;
@@ -367,6 +383,7 @@ void nonce_tab_issue(struct nonce_tab *t, struct nonce_cursor *c, uint32_t *slot
 	sl->gen++;
 	sl->nc_max = 0;
 	sl->window = 0;
+	sl->fp = (struct nonce_fp){ 0, 0 };
 	sl->once_used = false;
 	*slot = s;
 	*gen = sl->gen;
@@ -418,4 +435,52 @@ int nonce_tab_use(struct nonce_tab *t, uint32_t slot, uint32_t gen, uint32_t nc)
 	}
 	pthread_mutex_unlock(mx);
 	return rc;
+}
+
+void nonce_tab_fp(const struct nonce_tab *t, struct sw_str nonce, struct sw_str realm,
+		  const struct sockaddr *src, bool ip, struct nonce_fp *out)
+{
+	/* nonce text (fixed length), realm, address: injective as laid out */
+	uint8_t buf[NONCE_LEN + 2 + 256 + 17];
+	size_t n = 0;
+	uint8_t ab[17];
+	size_t al = ip ? addr_bytes(src, ab) : 0;
+	if (nonce.len != NONCE_LEN || realm.len > 256) {
+		*out = (struct nonce_fp){ 0, 0 };   /* never sealed: nonce_open decides */
+		return;
+	}
+	memcpy(buf, nonce.p, NONCE_LEN);
+	n = NONCE_LEN;
+	buf[n++] = (uint8_t)(realm.len >> 8);
+	buf[n++] = (uint8_t)realm.len;
+	memcpy(buf + n, realm.p, realm.len);
+	n += realm.len;
+	memcpy(buf + n, ab, al);
+	n += al;
+	out->a = sw_siphash(&t->fk[0], buf, n);
+	out->b = sw_siphash(&t->fk[1], buf, n) | 1;   /* never the "none" value */
+}
+
+void nonce_tab_seal(struct nonce_tab *t, uint32_t slot, uint32_t gen, const struct nonce_fp *fp)
+{
+	if (slot > t->mask || !fp->b)
+		return;
+	pthread_mutex_t *mx = shard_of(t, slot);
+	sw_mutex_lock(mx);
+	struct nonce_slot *s = &t->slots[slot];
+	if (s->gen == gen)
+		s->fp = *fp;
+	pthread_mutex_unlock(mx);
+}
+
+bool nonce_tab_known(struct nonce_tab *t, uint32_t slot, uint32_t gen, const struct nonce_fp *fp)
+{
+	if (slot > t->mask || !fp->b)
+		return false;
+	pthread_mutex_t *mx = shard_of(t, slot);
+	sw_mutex_lock(mx);
+	const struct nonce_slot *s = &t->slots[slot];
+	bool known = s->gen == gen && sw_ct_eq(&s->fp, fp, sizeof(*fp));
+	pthread_mutex_unlock(mx);
+	return known;
 }

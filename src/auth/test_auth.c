@@ -949,6 +949,16 @@ static void test_bind_ip(void **state)
 	inet_pton(AF_INET6, "::ffff:192.0.2.10", &s6.sin6_addr);
 	assert_int_equal(auth_check(f->w, &m2.m, (struct sockaddr *)&s6, 0, false, T0, &r), 0);
 	expect(&r, AUTH_OK, 0, AUTH_R_OK);
+	/* the nonce is known now (its slot's fingerprint), and still only
+	 * for its own address */
+	k.nc = 2;
+	cli_authz(&ch, &k, "sip:" REALM, authz, sizeof(authz));
+	msg_make(&m2, "REGISTER", "sip:" REALM, "1001@" REALM, NULL, authz, false, NULL);
+	assert_int_equal(auth_check(f->w, &m2.m, SA(f), 0, false, T0, &r), 0);
+	expect(&r, AUTH_CHALLENGE, 401, AUTH_R_BAD_NONCE);
+	inet_pton(AF_INET, "192.0.2.10", &f->src.sin_addr);
+	assert_int_equal(auth_check(f->w, &m2.m, SA(f), 0, false, T0, &r), 0);
+	expect(&r, AUTH_OK, 0, AUTH_R_OK);
 	/* another realm's nonce is not ours */
 	assert_int_equal(auth_check(f->w, &m2.m, (struct sockaddr *)&s6, 1, false, T0, &r), 0);
 	expect(&r, AUTH_CHALLENGE, 401, AUTH_R_REALM_MISMATCH);

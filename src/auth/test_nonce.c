@@ -544,6 +544,55 @@ static void test_slot_chunks(void **state)
 	nonce_tab_free(t);
 }
 
+/* Fingerprints: a sealed nonce is known for its realm and (bound) address
+ * only, a different text or a reissued slot is not, and a fingerprint is
+ * not accepted for a generation it was not sealed for. */
+static void test_slot_fingerprint(void **state)
+{
+	(void)state;
+	struct nonce_tab *t = nonce_tab_new(1024);
+	struct nonce_cursor c = { 0 };
+	struct sockaddr_in a1 = { .sin_family = AF_INET }, a2 = { .sin_family = AF_INET };
+	a1.sin_addr.s_addr = htonl(0xc0000201);
+	a2.sin_addr.s_addr = htonl(0xc0000202);
+	const struct sockaddr *s1 = (const struct sockaddr *)&a1, *s2 = (const struct sockaddr *)&a2;
+	struct sw_str n1 = SW_STR_LIT("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1");
+	struct sw_str n2 = SW_STR_LIT("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA2");
+	struct sw_str r1 = SW_STR_LIT("example.com"), r2 = SW_STR_LIT("example.org");
+	struct nonce_fp fp, x;
+	uint32_t s, g;
+	assert_int_equal(n1.len, NONCE_LEN);
+
+	nonce_tab_issue(t, &c, &s, &g);
+	nonce_tab_fp(t, n1, r1, s1, true, &fp);
+	assert_false(nonce_tab_known(t, s, g, &fp));   /* not sealed yet */
+	nonce_tab_seal(t, s, g + 1, &fp);               /* another generation: ignored */
+	assert_false(nonce_tab_known(t, s, g, &fp));
+	nonce_tab_seal(t, s, g, &fp);
+	assert_true(nonce_tab_known(t, s, g, &fp));
+	assert_false(nonce_tab_known(t, s, g + 1, &fp));
+	nonce_tab_fp(t, n2, r1, s1, true, &x);
+	assert_false(nonce_tab_known(t, s, g, &x));
+	nonce_tab_fp(t, n1, r2, s1, true, &x);
+	assert_false(nonce_tab_known(t, s, g, &x));
+	nonce_tab_fp(t, n1, r1, s2, true, &x);
+	assert_false(nonce_tab_known(t, s, g, &x));
+	nonce_tab_fp(t, n1, r1, s2, false, &x);        /* not bound: any address */
+	nonce_tab_fp(t, n1, r1, s1, false, &fp);
+	assert_memory_equal(&x, &fp, sizeof(fp));
+	/* the slot's next generation forgets the fingerprint */
+	nonce_tab_fp(t, n1, r1, s1, true, &fp);
+	for (int i = 0; i < 1024; i++)
+		nonce_tab_issue(t, &c, &s, &g);
+	assert_false(nonce_tab_known(t, s, g, &fp));
+	/* another table (restart, other node) has other keys */
+	struct nonce_tab *u = nonce_tab_new(1024);
+	nonce_tab_fp(u, n1, r1, s1, true, &x);
+	assert_memory_not_equal(&x, &fp, sizeof(fp));
+	nonce_tab_free(u);
+	nonce_tab_free(t);
+}
+
 /* A restarted process (a new table) or another node must not find a
  * nonce's (slot, generation) live: generations start at random. */
 static void test_slots_fresh_table(void **state)
@@ -581,6 +630,7 @@ int main(void)
 		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_slots_fresh_table),
 		cmocka_unit_test(test_slot_chunks),
+		cmocka_unit_test(test_slot_fingerprint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
