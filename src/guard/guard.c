@@ -477,6 +477,8 @@ static struct rshard *rtab_lock(struct rtab *t, uint64_t h)
 
 static struct rhdr *rtab_find(struct rtab *t, struct rshard *s, uint64_t h, const struct gkey *k)
 {
+	if (!s->n)
+		return NULL;   /* e.g. no failures anywhere: no cache miss in the slots */
 	for (unsigned i = (unsigned)h & s->mask, n = 0; n <= s->mask; i = (i + 1) & s->mask, n++) {
 		struct rhdr *e = rslot(t, s, i);
 		if (!e->used)
