@@ -313,7 +313,7 @@ struct nonce_shard {
 struct nonce_tab {
 	struct nonce_slot *slots;
 	uint32_t mask;
-	struct sw_hkey fk[2];  /* fingerprint keys */
+	struct sw_hkey fk;     /* fingerprint key */
 	_Atomic uint32_t next __attribute__((aligned(64)));   /* next chunk */
 	struct nonce_shard shard[NONCE_SHARDS];
 };
@@ -347,8 +347,7 @@ struct nonce_tab *nonce_tab_new(uint32_t nslots)
 	 * secret, must not find its (slot, generation) live here and be
 	 * replayed once (a fresh table used to start all slots at 0). */
 	struct sw_hkey k;
-	if (sw_hkey_random(&k) != 0 || sw_hkey_random(&t->fk[0]) != 0 ||
-	    sw_hkey_random(&t->fk[1]) != 0) {
+	if (sw_hkey_random(&k) != 0 || sw_hkey_random(&t->fk) != 0) {
 		free(t->slots);
 		free(t);
 		return NULL;
@@ -457,8 +456,10 @@ void nonce_tab_fp(const struct nonce_tab *t, struct sw_str nonce, struct sw_str 
 	n += realm.len;
 	memcpy(buf + n, ab, al);
 	n += al;
-	out->a = sw_siphash(&t->fk[0], buf, n);
-	out->b = sw_siphash(&t->fk[1], buf, n) | 1;   /* never the "none" value */
+	uint64_t h[2];
+	sw_siphash128(&t->fk, buf, n, h);
+	out->a = h[0];
+	out->b = h[1] | 1;   /* never the "none" value */
 }
 
 void nonce_tab_seal(struct nonce_tab *t, uint32_t slot, uint32_t gen, const struct nonce_fp *fp)

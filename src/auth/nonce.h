@@ -83,7 +83,7 @@ int nonce_tab_use(struct nonce_tab *t, uint32_t slot, uint32_t gen, uint32_t nc)
 
 /* A nonce already proven ours need not be HMAC-verified again (~6k
  * instructions a request): the slot keeps a 128-bit keyed fingerprint
- * (SipHash-2-4 under two random keys of the table) of the nonce text, the
+ * (SipHash-2-4-128 under a random key of the table) of the nonce text, the
  * realm and (NONCE_F_IP) the client address, set when the nonce is issued
  * or first verified. A request whose nonce has the live slot's fingerprint
  * carries exactly the text that was issued for that realm and address;

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <openssl/rand.h>
 
@@ -21,11 +22,15 @@ static uint64_t load64le(const unsigned char *p)
 	return v;
 }
 
-uint64_t sw_siphash(const struct sw_hkey *key, const void *data, size_t len)
+/* SipHash-2-4; wide = the 128-bit output variant (a second finalisation
+ * after v1 ^= 0xdd), with v1 ^= 0xee at the start and v2 ^= 0xee instead
+ * of 0xff, as in the reference implementation. */
+static inline uint64_t sip24(const struct sw_hkey *key, const void *data, size_t len, bool wide,
+			     uint64_t *hi)
 {
 	const unsigned char *in = data;
 	uint64_t v0 = 0x736f6d6570736575ULL ^ key->k0;
-	uint64_t v1 = 0x646f72616e646f6dULL ^ key->k1;
+	uint64_t v1 = 0x646f72616e646f6dULL ^ key->k1 ^ (wide ? 0xee : 0);
 	uint64_t v2 = 0x6c7967656e657261ULL ^ key->k0;
 	uint64_t v3 = 0x7465646279746573ULL ^ key->k1;
 	size_t full = len & ~(size_t)7;
@@ -44,12 +49,31 @@ uint64_t sw_siphash(const struct sw_hkey *key, const void *data, size_t len)
 	SIPROUND;
 	SIPROUND;
 	v0 ^= b;
-	v2 ^= 0xff;
+	v2 ^= wide ? 0xee : 0xff;
 	SIPROUND;
 	SIPROUND;
 	SIPROUND;
 	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
+	uint64_t lo = v0 ^ v1 ^ v2 ^ v3;
+	if (wide) {
+		v1 ^= 0xdd;
+		SIPROUND;
+		SIPROUND;
+		SIPROUND;
+		SIPROUND;
+		*hi = v0 ^ v1 ^ v2 ^ v3;
+	}
+	return lo;
+}
+
+uint64_t sw_siphash(const struct sw_hkey *key, const void *data, size_t len)
+{
+	return sip24(key, data, len, false, NULL);
+}
+
+void sw_siphash128(const struct sw_hkey *key, const void *data, size_t len, uint64_t out[2])
+{
+	out[0] = sip24(key, data, len, true, &out[1]);
 }
 
 int sw_hkey_random(struct sw_hkey *key)

@@ -11,6 +11,9 @@ struct sw_hkey {
 };
 
 uint64_t sw_siphash(const struct sw_hkey *key, const void *data, size_t len);
+/* The 128-bit output variant (one pass; out[0] = the first 8 output bytes
+ * read little-endian, out[1] the next 8). */
+void sw_siphash128(const struct sw_hkey *key, const void *data, size_t len, uint64_t out[2]);
 /* Fill a key from the OS CSPRNG; 0 or -errno. */
 int sw_hkey_random(struct sw_hkey *key);
 

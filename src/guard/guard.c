@@ -104,6 +104,7 @@ struct rshard {
 struct rtab {
 	struct rshard sh[SHARDS];
 	size_t stride;
+	_Atomic unsigned total;   /* entries in all shards (read without a lock) */
 };
 
 /* ---- ban tables (seqlock) ---- */
@@ -509,6 +510,7 @@ static void rtab_del_at(struct rtab *t, struct rshard *s, unsigned i)
 	}
 	memset(rslot(t, s, i), 0, t->stride);
 	s->n--;
+	atomic_fetch_sub_explicit(&t->total, 1, memory_order_relaxed);
 }
 
 /* CLOCK: skip (and clear) recently used entries, evict the first that was
@@ -551,6 +553,7 @@ static struct rhdr *rtab_get(struct sw_guard *g, struct rtab *t, struct rshard *
 	e->hash = h;
 	e->k = *k;
 	s->n++;
+	atomic_fetch_add_explicit(&t->total, 1, memory_order_relaxed);
 	return e;
 }
 
@@ -874,13 +877,17 @@ struct guard_verdict guard_pre(struct sw_guard *g, const struct sockaddr *src, s
 	struct gkey k;
 	if (!g->conf.enabled || ip_key(g, src, &k) < 0)
 		return v;
-	uint64_t h = ip_hash(g, &k);
-	if (atomic_load_explicit(&g->ipbans.count, memory_order_relaxed) &&
-	    bs_lookup(&g->ipbans, h, &k, now)) {
-		count(g, GUARD_S_BANNED_IP_DROP);
-		v.action = GUARD_DROP;
-		v.reason = GUARD_R_BANNED_IP;
-		return v;
+	uint64_t h = 0;
+	bool hashed = false;
+	if (atomic_load_explicit(&g->ipbans.count, memory_order_relaxed)) {
+		h = ip_hash(g, &k);
+		hashed = true;
+		if (bs_lookup(&g->ipbans, h, &k, now)) {
+			count(g, GUARD_S_BANNED_IP_DROP);
+			v.action = GUARD_DROP;
+			v.reason = GUARD_R_BANNED_IP;
+			return v;
+		}
 	}
 	if (len > g->conf.max_datagram) {
 		count(g, GUARD_S_TOO_BIG);
@@ -890,6 +897,8 @@ struct guard_verdict guard_pre(struct sw_guard *g, const struct sockaddr *src, s
 	}
 	if (!g->conf.flood_pps || trusted(g, src))
 		return v;
+	if (!hashed)
+		h = ip_hash(g, &k);
 
 	uint64_t now_us = now * 1000u, wait;
 	bool ok, ban = false;
@@ -1137,7 +1146,9 @@ void guard_auth_ok(struct sw_guard *g, const struct sockaddr *src, struct sw_str
 		/* The IP's failure window is kept: one valid account must not
 		 * reset the count of guesses against the others. */
 	}
-	if (user.len) {
+	/* no failures recorded anywhere (the usual case): nothing to reset,
+	 * and no two hashes of the name */
+	if (user.len && atomic_load_explicit(&g->userfail.total, memory_order_relaxed)) {
 		struct gkey uk;
 		uint64_t h = user_key(g, user, &uk);
 		struct rshard *s = rtab_lock(&g->userfail, h);

@@ -10,8 +10,9 @@
  *
  * Matching (§17.2.3) compares a 128-bit keyed hash of the serialized key
  * (branch, sent-by, method; or the RFC 2543 fields) plus its length, not a
- * copy of it. The two 64-bit halves are SipHash-2-4 under two independent
- * random keys; SipHash is a PRF, so without the keys a peer can do no
+ * copy of it: SipHash-2-4's 128-bit output under a random key (a key over
+ * 512 bytes: two 64-bit SipHashes under independent keys over per-part
+ * digests); SipHash is a PRF, so without the keys a peer can do no
  * better than guess: a forged match (a request absorbed as another's
  * retransmission) has probability 2^-128 per attempt, and an accidental
  * one among 2^20 live entries ~2^-108. The serialization is injective
@@ -359,8 +360,10 @@ static void key_build(const struct sip_txn_table *t, const struct kpart *parts, 
 				memcpy(buf + off, p, parts[i].n);
 			off += parts[i].n;
 		}
-		k->h1 = sw_siphash(&t->k1, buf, off);
-		k->h2 = sw_siphash(&t->k2, buf, off);
+		uint64_t h[2];
+		sw_siphash128(&t->k1, buf, off, h);   /* one pass, 128 bits */
+		k->h1 = h[0];
+		k->h2 = h[1];
 		return;
 	}
 	uint8_t d1[KPARTS * 12 + 1], d2[KPARTS * 12 + 1];
