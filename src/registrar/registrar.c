@@ -1017,6 +1017,10 @@ static bool contact_matches(const struct req_contact *c, const struct rb *b)
 	 * (AOR, instance, reg-id) triple, whatever the Contact URI. */
 	if (sw_str_present(na->instance) && na->reg_id >= 0)
 		return b->reg_id == na->reg_id && sw_str_ieq(rb_instance(b), na->instance);
+	/* a refresh sends the Contact as it sent it before: the same text is
+	 * the same URI (§19.1.4), without parsing the stored one */
+	if (sw_str_eq(rb_contact(b), na->uri.raw))
+		return true;
 	struct sip_uri stored;
 	if (sip_uri_parse(rb_contact(b), &stored) != 0)
 		return sw_str_eq(rb_contact(b), na->uri.raw);

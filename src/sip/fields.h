@@ -30,6 +30,9 @@ int sip_params_next(struct sw_str *rest, struct sip_param *p);
 int sip_param_get(struct sw_str params, const char *name, struct sw_str *value);
 
 int sip_uri_parse(struct sw_str s, struct sip_uri *u);
+/* A URI's host alone: hostname / IPv4address, or (v6) an IPv6reference's
+ * text without the brackets. */
+bool sip_host_valid(struct sw_str h, bool v6);
 int sip_via_parse(struct sw_str s, struct sip_via *v);          /* one via-parm */
 int sip_nameaddr_parse(struct sw_str s, struct sip_nameaddr *na); /* From/To/Route/Path/PAI */
 /* Contact value: '*' or name-addr/addr-spec. An addr-spec whose URI holds

@@ -176,6 +176,11 @@ static bool valid_hostname(const char *p, size_t n)
 	return true;
 }
 
+bool sip_host_valid(struct sw_str h, bool v6)
+{
+	return v6 ? valid_ipv6(h.p, h.len) : valid_hostname(h.p, h.len);
+}
+
 /* Port: 1*DIGIT, 1..65535 (0 is not a usable port). */
 static int parse_port(const char *p, size_t n, uint16_t *port)
 {

@@ -23,24 +23,8 @@ static bool all_token(struct sw_str s)
  * to the URI parser, so there is one host grammar in the module. */
 static bool valid_host(struct sw_str h, bool v6)
 {
-	char buf[300];
-	struct sip_uri u;
-	size_t n = 0;
-
-	if (h.len == 0 || h.len + 8 > sizeof(buf))
-		return false;
-	memcpy(buf, "sip:", 4);
-	n = 4;
-	if (v6)
-		buf[n++] = '[';
-	memcpy(buf + n, h.p, h.len);
-	n += h.len;
-	if (v6)
-		buf[n++] = ']';
-	if (sip_uri_parse(sw_str_mk(buf, n), &u) < 0)
-		return false;
-	/* the whole text must have been the host */
-	return u.host.len == h.len && !u.user.p && !u.port && !u.params.len && !u.headers.p;
+	/* the URI grammar's host (RFC 3261 §25.1), not a URI built around it */
+	return h.len > 0 && h.len <= 290 && sip_host_valid(h, v6);
 }
 
 /* received = IPv4address / IPv6address (RFC 3261 §25.1) */
