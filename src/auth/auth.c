@@ -772,6 +772,17 @@ static bool aor_in_list(const char *list, struct sw_str user, struct sw_str host
 	return false;
 }
 
+/* Append s to out[*n] (cap bytes in all), cut as snprintf would cut. */
+static void put_cut(char *out, size_t cap, size_t *n, struct sw_str s)
+{
+	size_t room = *n + 1 < cap ? cap - *n - 1 : 0;
+	size_t k = s.len < room ? s.len : room;
+	if (k)
+		memcpy(out + *n, s.p, k);
+	*n += k;
+	out[*n] = '\0';
+}
+
 /* Identity binding (issue 3): may auth_id act for the AOR of this request? */
 static bool identity_ok(struct sw_auth *a, unsigned ridx, const struct realm_rt *r,
 			const struct sip_msg *m, const char *auth_id, const char *aors,
@@ -787,7 +798,10 @@ static bool identity_ok(struct sw_auth *a, unsigned ridx, const struct realm_rt 
 	if (ul < 0)
 		return !r->rc->identity_check;
 	struct sw_str user = sw_str_mk(ubuf, (size_t)ul);
-	snprintf(res->aor, sizeof(res->aor), "%.*s@%.*s", SW_STR_FMT(user), SW_STR_FMT(u->host));
+	size_t an = 0;   /* "user@host" (no printf per request) */
+	put_cut(res->aor, sizeof(res->aor), &an, user);
+	put_cut(res->aor, sizeof(res->aor), &an, SW_STR_LIT("@"));
+	put_cut(res->aor, sizeof(res->aor), &an, u->host);
 	if (!r->rc->identity_check)
 		return true;
 	bool same_realm = sw_str_ieq(u->host, r->name);
@@ -1067,7 +1081,8 @@ int auth_check_memo(struct auth_worker *w, const struct sip_msg *m,
 	sw_cleanse(ha1, sizeof(ha1));
 	if (!rc && e && !fail) {
 		memcpy(res->user, creds_ent_user(e), (size_t)e->ulen + 1u);
-		snprintf(aors, sizeof(aors), "%s", creds_ent_aors(e));
+		size_t an = 0;
+		put_cut(aors, sizeof(aors), &an, sw_str_c(creds_ent_aors(e)));
 	}
 	snap_leave(w);
 	if (rc) {
