@@ -58,7 +58,8 @@ void config_defaults(struct sw_config *c)
 	c->max_transactions = 1048576;
 	c->txn_memory = 512ull << 20;
 	c->tp = (struct sw_tp_conf){ .limits = c->limits, .tcp_idle_s = 300, .tcp_message_s = 20, .tcp_max_conns = 4096,
-				     .tcp_max_conns_per_ip = 64, .udp_batch = 32 };
+				     .tcp_max_conns_per_ip = 64, .udp_batch = 32,
+				     .udp_rcvbuf = 4u << 20 };
 	c->timers = (struct sip_timers){ .t1_ms = 500, .t2_ms = 4000, .t4_ms = 5000 };
 	c->reg = (struct reg_conf){ .min_expires = 60, .max_expires = 3600, .default_expires = 3600,
 				    .max_bindings_per_aor = 10, .max_bindings = 1000000,
@@ -170,6 +171,38 @@ static void set_cidrs(struct loader *ld, const char *key, const char *value, str
 	}
 }
 
+/* Bytes with an optional K/M/G suffix (binary), within [min, max]. */
+static int parse_bytes(struct loader *ld, const char *key, const char *value, uint64_t min,
+		       uint64_t max, uint64_t *out)
+{
+	char num[32];
+	size_t n = strlen(value);
+	unsigned shift = 0;
+	if (n && (value[n - 1] == 'K' || value[n - 1] == 'k'))
+		shift = 10;
+	else if (n && (value[n - 1] == 'M' || value[n - 1] == 'm'))
+		shift = 20;
+	else if (n && (value[n - 1] == 'G' || value[n - 1] == 'g'))
+		shift = 30;
+	if (shift)
+		n--;
+	if (n == 0 || n >= sizeof(num)) {
+		fail(ld, "%s: expected bytes with an optional K, M or G suffix", key);
+		return -1;
+	}
+	memcpy(num, value, n);
+	num[n] = '\0';
+	uint64_t v;
+	if (parse_uint(ld, key, num, 1, max >> shift, &v) < 0)
+		return -1;
+	if ((v << shift) < min) {
+		fail(ld, "%s: at least %llu bytes", key, (unsigned long long)min);
+		return -1;
+	}
+	*out = v << shift;
+	return 0;
+}
+
 static void server_key(struct loader *ld, const char *key, const char *value)
 {
 	struct sw_config *c = ld->c;
@@ -185,6 +218,14 @@ static void server_key(struct loader *ld, const char *key, const char *value)
 		uint64_t v;
 		if (parse_uint(ld, key, value, 1, 256, &v) == 0)
 			c->workers = (unsigned)v;
+		return;
+	}
+	if (strcmp(key, "udp_receive_buffer") == 0) {
+		/* per UDP socket; set with SO_RCVBUFFORCE while still root, so
+		 * net.core.rmem_max does not cap it */
+		uint64_t v;
+		if (parse_bytes(ld, key, value, 64u << 10, 1u << 30, &v) == 0)
+			c->tp.udp_rcvbuf = (size_t)v;
 		return;
 	}
 	if (strcmp(key, "data_dir") == 0) {
@@ -226,30 +267,9 @@ static void limits_key(struct loader *ld, const char *key, const char *value)
 	UINT_KEY("max_contacts", c->limits.max_contacts, 1, 64)
 	UINT_KEY("max_transactions", c->max_transactions, 64, 16000000)
 	if (strcmp(key, "txn_memory") == 0) {
-		/* bytes, with an optional K/M/G suffix (binary) */
-		char num[32];
-		size_t n = strlen(value);
-		unsigned shift = 0;
-		if (n && (value[n - 1] == 'K' || value[n - 1] == 'k'))
-			shift = 10;
-		else if (n && (value[n - 1] == 'M' || value[n - 1] == 'm'))
-			shift = 20;
-		else if (n && (value[n - 1] == 'G' || value[n - 1] == 'g'))
-			shift = 30;
-		if (shift)
-			n--;
-		if (n == 0 || n >= sizeof(num)) {
-			fail(ld, "txn_memory: expected bytes with an optional K, M or G suffix");
-			return;
-		}
-		memcpy(num, value, n);
-		num[n] = '\0';
 		uint64_t v;
-		if (parse_uint(ld, key, num, 1, 1ull << (40 - shift), &v) == 0) {
-			c->txn_memory = v << shift;
-			if (c->txn_memory < (1ull << 20))
-				fail(ld, "txn_memory: at least 1M");
-		}
+		if (parse_bytes(ld, key, value, 1ull << 20, 1ull << 40, &v) == 0)
+			c->txn_memory = v;
 		return;
 	}
 	fail(ld, "unknown key \"%s\" in [limits]", key);

@@ -38,6 +38,7 @@ static void test_good(void **state)
 			   "workers = 3\n"
 			   "data_dir = /tmp/x\n"
 			   "log_level = debug\n"
+			   "udp_receive_buffer = 32M\n"
 			   "[registrar]\n"
 			   "trust = 10.0.0.0/8, 2001:db8::/32 ; inline comment\n"
 			   "min_expires = 30\n"
@@ -56,6 +57,7 @@ static void test_good(void **state)
 	assert_int_equal(cfg.workers, 3);
 	assert_string_equal(cfg.data_dir, "/tmp/x");
 	assert_int_equal(cfg.log_level, SW_LOG_DEBUG);
+	assert_int_equal(cfg.tp.udp_rcvbuf, 32u << 20);
 	assert_int_equal(cfg.nreg_trust, 2);
 	assert_int_equal(cfg.reg.min_expires, 30);
 	assert_int_equal(cfg.unknown_domain_status, 404);
@@ -77,6 +79,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.nreg_trust, 0); /* nobody may register by default */
 	assert_int_equal(cfg.reg.min_expires, 60);
 	assert_false(cfg.reg.fsync);      /* default: no fdatasync per REGISTER */
+	assert_int_equal(cfg.tp.udp_rcvbuf, 4u << 20);
 }
 
 struct bad {
@@ -104,6 +107,10 @@ static void test_bad(void **state)
 		{ "[realm a b]\n", ":1: realm \"a b\": not a domain name" },
 		{ "[realm a.b]\nfoo = 1\n", ":2: unknown key \"foo\" in [realm a.b]" },
 		{ "[server]\nlog_level = loud\n", ":2: log_level" },
+		{ "[server]\nudp_receive_buffer = lots\n", ":2: udp_receive_buffer: expected" },
+		{ "[server]\nudp_receive_buffer = 1K\n", ":2: udp_receive_buffer: at least 65536 bytes" },
+		{ "[server]\nudp_receive_buffer = 2G\n", ":2: udp_receive_buffer" },
+		{ "[limits]\ntxn_memory = 512K\n", ":2: txn_memory: at least 1048576 bytes" },
 		{ "[limits]\nmax_message = 10\n", ":2: max_message" },
 		{ "[server]\nlisten = udp:127.0.0.1:5060\nlisten = udp:127.0.0.1:5060\n", ":3: listen: udp:127.0.0.1:5060 is listed twice" },
 		{ "just text\n", ":1: syntax error" },

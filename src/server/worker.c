@@ -98,6 +98,11 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 			return rc;
 		}
 	}
+	size_t q = sw_tp_udp_rcvbuf(w->tp);
+	if (id == 0 && q && q < cfg->tp.udp_rcvbuf)
+		sw_logf(SW_LOG_WARN, "udp.receive_buffer_capped",
+			"requested=%zu granted=%zu hint=\"run as root (SO_RCVBUFFORCE) or raise net.core.rmem_max\"",
+			cfg->tp.udp_rcvbuf, q);
 	return route_proxy_worker_init(w); /* issue 4: no-op without [upstream]/[trunk]/[proxy] */
 }
 

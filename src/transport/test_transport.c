@@ -982,12 +982,30 @@ static void test_tcp_connect_timeout(void **state)
 	fix_free(f);
 }
 
+/* [server] udp_receive_buffer: as root (CAP_NET_ADMIN) the queue is what
+ * was asked for, past net.core.rmem_max; otherwise the kernel's cap. */
+static void test_udp_rcvbuf(void **state)
+{
+	(void)state;
+	struct fix *f = fix_new();
+	f->conf.udp_rcvbuf = 16u << 20;
+	fix_start(f);
+	size_t q = sw_tp_udp_rcvbuf(f->tp);
+	assert_true(q > 0);
+	if (geteuid() == 0)
+		assert_true(q >= (16u << 20));
+	else
+		assert_true(q <= (16u << 20));
+	fix_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_proto_names),
 		cmocka_unit_test(test_listen_errors),
 		cmocka_unit_test(test_udp_batch_roundtrip),
+		cmocka_unit_test(test_udp_rcvbuf),
 		cmocka_unit_test(test_udp_oversize_dropped),
 		cmocka_unit_test(test_tcp_two_in_one),
 		cmocka_unit_test(test_tcp_byte_by_byte),

@@ -30,6 +30,7 @@ struct tp_lsn {
 	struct event *resume;           /* TCP: re-arm after EMFILE */
 	struct sockaddr_storage addr;   /* bound address (getsockname) */
 	socklen_t alen;
+	int rcvbuf;                     /* UDP: SO_RCVBUF the kernel granted */
 };
 
 struct tp_conn {

@@ -41,6 +41,8 @@ struct sw_tp_conf {
 	                                * grow our memory (default 1 MiB) */
 	unsigned tcp_connect_ms;       /* outgoing connection not established in this
 	                                * long: closed, reported (default 3000) */
+	size_t udp_rcvbuf;             /* receive queue per UDP socket, bytes (default
+	                                * 4 MiB; 0 = the kernel's default) */
 };
 
 /* Counters of one worker's transport (library code does not log, STYLE.md §7). */

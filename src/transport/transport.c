@@ -49,6 +49,7 @@ void sw_tp_conf_default(struct sw_tp_conf *c)
 	c->udp_batch = 32;
 	c->tcp_out_max = 1u << 20;
 	c->tcp_connect_ms = 3000;
+	c->udp_rcvbuf = 4u << 20;
 }
 
 int tp_socket_bind(int type, const struct sockaddr *addr, socklen_t alen)

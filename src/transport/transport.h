@@ -16,6 +16,10 @@ void sw_tp_free(struct sw_tp *tp);
  * same address with SO_REUSEPORT; the kernel spreads datagrams and
  * connections. 0 or -errno. */
 int sw_tp_listen(struct sw_tp *tp, enum sw_proto proto, const struct sockaddr *addr, socklen_t alen);
+/* The smallest receive queue the kernel granted a UDP listener, in bytes
+ * it will queue (half of SO_RCVBUF, which counts its bookkeeping); 0 when
+ * there is no UDP listener. */
+size_t sw_tp_udp_rcvbuf(const struct sw_tp *tp);
 
 /* Send to a peer. UDP: queued into the worker's sendmmsg batch, flushed at
  * the end of the current receive batch (or by sw_tp_flush); dest->fd picks

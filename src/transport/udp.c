@@ -2,18 +2,30 @@
  * batches in preallocated buffers (DESIGN.md "Architecture": no
  * allocation per packet). */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "transport/tp-int.h"
 
-static void udp_try_bufsize(int fd)
+/* Absorb bursts (a flood fills the queue in milliseconds, and legitimate
+ * requests share it). SO_RCVBUFFORCE needs CAP_NET_ADMIN, which the
+ * server has while it opens its sockets as root; otherwise SO_RCVBUF,
+ * which net.core.rmem_max caps. Returns the size the kernel granted
+ * (it doubles the request for its bookkeeping), 0 when unknown. */
+static int udp_try_bufsize(int fd, size_t want)
 {
-	/* Absorb bursts; the kernel caps it at rmem_max/wmem_max. */
-	int sz = 4 << 20;
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	int sz = want > (size_t)(INT_MAX / 2) ? INT_MAX / 2 : (int)want;
+	if (sz > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	int snd = 4 << 20;
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+	int got = 0;
+	socklen_t gl = sizeof(got);
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) < 0)
+		return 0;
+	return got;
 }
 
 /* CR/LF only: a NAT keepalive, not a message (RFC 5626 §4.4.1 uses STUN on
@@ -87,7 +99,7 @@ int tp_udp_open(struct sw_tp *tp, struct tp_lsn *l, const struct sockaddr *addr,
 	if (fd < 0)
 		return fd;
 	l->fd = fd;
-	udp_try_bufsize(fd);
+	l->rcvbuf = udp_try_bufsize(fd, tp->conf.udp_rcvbuf);
 	l->alen = sizeof(l->addr);
 	if (getsockname(fd, (struct sockaddr *)&l->addr, &l->alen) < 0)
 		return -errno;
@@ -162,4 +174,18 @@ void tp_udp_flush(struct sw_tp *tp)
 		}
 	}
 	tp->ntx = 0;
+}
+
+size_t sw_tp_udp_rcvbuf(const struct sw_tp *tp)
+{
+	size_t min = 0;
+	for (unsigned i = 0; i < tp->nlsn; i++) {
+		const struct tp_lsn *l = tp->lsn[i];
+		if (l->proto != SW_PROTO_UDP || l->rcvbuf <= 0)
+			continue;
+		size_t q = (size_t)l->rcvbuf / 2;
+		if (!min || q < min)
+			min = q;
+	}
+	return min;
 }
