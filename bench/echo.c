@@ -26,6 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hostport.h"
+
 #define BATCH 64
 #define RX_MAX 4096
 #define TX_MAX 2048
@@ -110,21 +112,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: echo -l HOST:PORT\n");
 		return 2;
 	}
-	char host[64];
-	const char *c = strrchr(argv[2], ':');
-	if (!c || (size_t)(c - argv[2]) >= sizeof(host)) {
+	if (parse_hostport(argv[2], &a) < 0) {
 		fprintf(stderr, "echo: bad address %s\n", argv[2]);
 		return 2;
 	}
-	memcpy(host, argv[2], (size_t)(c - argv[2]));
-	host[c - argv[2]] = '\0';
-	char *e;
-	unsigned long port = strtoul(c + 1, &e, 10);
-	if (*e || port == 0 || port > 65535 || inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-		fprintf(stderr, "echo: bad address %s\n", argv[2]);
-		return 2;
-	}
-	a.sin_port = htons((unsigned short)port);
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	int sz = 8 << 20;
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));

@@ -31,6 +31,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hostport.h"
+
 #define MAX_BATCH 1024 /* UIO_MAXIOV */
 
 static volatile sig_atomic_t stop;
@@ -39,24 +41,6 @@ static void on_sig(int s)
 {
 	(void)s;
 	stop = 1;
-}
-
-static int parse_hostport(const char *s, struct sockaddr_in *sa)
-{
-	char host[64];
-	const char *c = strrchr(s, ':');
-	if (!c || (size_t)(c - s) >= sizeof(host))
-		return -1;
-	memcpy(host, s, (size_t)(c - s));
-	host[c - s] = '\0';
-	char *e;
-	unsigned long port = strtoul(c + 1, &e, 10);
-	if (*e || port == 0 || port > 65535)
-		return -1;
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((unsigned short)port);
-	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
 /* Drop datagrams whose IPv4 source is src (network byte order), keep the
