@@ -215,7 +215,12 @@ measure() { # target port mode alg [authbench options...]
 	scpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
 	us=$(awk -v s="$scpu" -v n="${ok:-0}" 'BEGIN{if (n > 0) printf "%.1f", s * 1e6 / n; else print "-"}')
 	WAIT_PCT=$(awk -v a="$w0" -v b="$w1" -v d="$((ns1 - ns0))" 'BEGIN{printf "%.1f", (d > 0 ? 100 * (b - a) / d : 0)}')
-	echo "    server_cpu_s=$scpu (all its processes, warmup included) server_cpu_us_per_unit=$us server_runq_wait=$WAIT_PCT% (of the run: runnable, CPU taken by another task)"
+	# per unit at the window's rate: CPU per second of the whole run over
+	# units per second of the window (the long open-loop warm-up would
+	# otherwise be charged to the window's units)
+	usr=$(awk -v s="$scpu" -v d="$((ns1 - ns0))" -v n="${ok:-0}" -v w="$DURATION" \
+		'BEGIN{if (n > 0 && d > 0) printf "%.1f", (s / (d / 1e9)) / (n / w) * 1e6; else print "-"}')
+	echo "    server_cpu_s=$scpu (all its processes, warmup included) server_cpu_us_per_unit=$us server_cpu_us_per_unit_at_rate=$usr server_runq_wait=$WAIT_PCT% (of the run: runnable, CPU taken by another task)"
 	echo "$m_target $m_mode $m_alg ${RATE:-0} $sat" >>"$tmp/figures"
 }
 
