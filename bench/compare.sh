@@ -305,19 +305,28 @@ cg_one() { # target
 # Open loop (authbench -R): units start on a fixed schedule whatever the
 # server does, and latency counts from the scheduled start, so a stall
 # shows in the percentiles instead of slowing the load (coordinated
-# omission). The closed-loop run just before gives the maximum.
+# omission). The closed-loop run just before gives the maximum. The echo
+# responder's own maximum is the generator's, so echo runs last, at
+# sipwarden's open-loop rate: the floor that the machine, the kernel and
+# the generator alone put under the same load.
 latency_one() { # target port
 	for mode in pair refresh; do
-		echo "== $1: closed-loop maximum, $mode MD5"
-		measure "$1" "$2" "$mode" MD5
-		max=${RATE:-0}
-		max_sat=$sat
-		rate=$(awk -v r="$max" -v f="$LAT_PCT" 'BEGIN{printf "%d", r * f / 100}')
-		if [ "$rate" -le 0 ]; then
-			echo "compare: no closed-loop rate for $1 $mode" >&2
-			continue
+		floor=$(awk -v m="$mode" '$1 == "sipwarden" && $2 == m { for (i = 5; i <= NF; i++) if ($i ~ /^offered=/) { sub("offered=", "", $i); print $i } }' "$tmp/latency")
+		if [ "$1" = echo ] && [ -n "$floor" ]; then
+			max=- max_sat=0 rate=$floor
+			echo "== $1: open loop at sipwarden's rate, $rate/s, $mode MD5"
+		else
+			echo "== $1: closed-loop maximum, $mode MD5"
+			measure "$1" "$2" "$mode" MD5
+			max=${RATE:-0}
+			max_sat=$sat
+			rate=$(awk -v r="$max" -v f="$LAT_PCT" 'BEGIN{printf "%d", r * f / 100}')
+			if [ "$rate" -le 0 ]; then
+				echo "compare: no closed-loop rate for $1 $mode" >&2
+				continue
+			fi
+			echo "== $1: open loop at $LAT_PCT % of it, $rate/s, $mode MD5"
 		fi
-		echo "== $1: open loop at $LAT_PCT % of it, $rate/s, $mode MD5"
 		measure "$1" "$2" "$mode" MD5 -w "$LAT_WARMUP" -R "$rate" -i "$LAT_TICK"
 		# target mode max max_saturated and authbench's key=value pairs
 		echo "$1 $mode $max $max_sat $(sed -n \
@@ -334,8 +343,10 @@ latency_one() { # target port
 latency() {
 	: >"$tmp/figures"
 	: >"$tmp/latency"
+	case " $TARGETS " in *" echo "*) TARGETS="$(echo " $TARGETS " | sed 's/ echo / /g') echo" ;; esac
 	each_target latency_one
-	echo "== summary: open loop at $LAT_PCT % of each target's own closed-loop maximum, MD5, $DURATION s after $LAT_WARMUP s"
+	echo "== summary: open loop at $LAT_PCT % of each target's own closed-loop maximum (echo: at sipwarden's"
+	echo "   rate, the floor of machine + kernel + generator), MD5, $DURATION s after $LAT_WARMUP s"
 	echo "   latency (ms) from the scheduled start; send_p99: from the actual first send; lag_p99: the"
 	echo "   generator's schedule-to-send delay; gen_cpu: % of its core; srv_wait / gen_wait: % of the time"
 	echo "   the server's threads (whole run) / the generator (window) sat runnable while another task had"
@@ -350,7 +361,7 @@ latency() {
 		v["p99"], v["p999"], v["max"], v["send_p99"], v["lag_p99"], v["gen_cpu"],
 		(dur > 0 ? v["gen_wait_ms"] / (dur * 10) : 0), v["srv_wait"],
 		(v["p99"] != "" && v["p99"] + 0 <= 1.0 ? "yes" : "NO"),
-		($4 > 0 ? "(max: generator saturated, a lower bound)" : "")
+		($4 > 0 ? "(max: generator saturated, a lower bound)" : $3 == "-" ? "(floor: at sipwarden'"'"'s rate)" : "")
 	  delete v
 	}' "$tmp/latency"
 }
