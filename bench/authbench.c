@@ -89,6 +89,8 @@ struct sock {
 	char ip[INET_ADDRSTRLEN];
 	unsigned nslots;
 	struct slot *slots;
+	unsigned *dq;           /* slots whose next request is due, in that order */
+	unsigned ndq;
 };
 
 struct opts {
@@ -368,6 +370,16 @@ static void start_unit(const struct opts *o, struct slot *sl, unsigned global_sl
 	sl->counted = true;
 }
 
+/* The slot's next request goes out in the next send pass. */
+static void set_due(struct gen *g, unsigned s, unsigned i)
+{
+	struct sock *sk = &g->socks[s];
+	if (g->due[s][i])
+		return;
+	g->due[s][i] = true;
+	sk->dq[sk->ndq++] = i;
+}
+
 /* A unit ended (200, failure or timeout). Closed loop: its slot starts the
  * next unit at once. Open loop: the slot waits in the free queue until the
  * schedule needs it. */
@@ -377,7 +389,7 @@ static void unit_end(struct gen *g, unsigned s, unsigned i)
 	sl->sent_ns = 0;
 	if (g->o->rate <= 0) {
 		start_unit(g->o, sl, g->gbase[s] + i);
-		g->due[s][i] = true;
+		set_due(g, s, i);
 		return;
 	}
 	sl->busy = false;
@@ -424,7 +436,7 @@ static bool admit(struct gen *g, uint64_t now)
 		sl->counted = in;
 		sl->busy = true;
 		g->busy++;
-		g->due[r.s][r.i] = true;
+		set_due(g, r.s, r.i);
 	}
 }
 
@@ -572,7 +584,8 @@ int main(int argc, char **argv)
 	for (unsigned s = 0; s < o.socks; s++) {
 		pfd[s] = (struct pollfd){ .fd = socks[s].fd, .events = POLLIN };
 		due[s] = calloc(socks[s].nslots, sizeof **due);
-		if (!due[s])
+		socks[s].dq = calloc(socks[s].nslots, sizeof *socks[s].dq);
+		if (!due[s] || !socks[s].dq)
 			return 1;
 		for (unsigned i = 0; i < socks[s].nslots; i++) {
 			if (open_loop) {        /* idle until the schedule needs it */
@@ -580,7 +593,7 @@ int main(int argc, char **argv)
 				continue;
 			}
 			start_unit(&o, &socks[s].slots[i], gbase[s] + i);
-			due[s][i] = true;
+			set_due(&g, s, i);
 		}
 	}
 	/* open loop: sleep to the schedule, not to the default 50 µs timer slack */
@@ -632,22 +645,25 @@ int main(int argc, char **argv)
 			last_scan = now;
 		for (unsigned s = 0; s < o.socks; s++) {
 			struct sock *sk = &socks[s];
-			unsigned n = 0;
-			for (unsigned i = 0; i < sk->nslots; i++) {
+			/* every 10 ms: a request unanswered for -T ends its unit
+			 * (closed loop: the slot starts its next one at once) */
+			for (unsigned i = 0; scan && i < sk->nslots; i++) {
 				struct slot *sl = &sk->slots[i];
-				if (!due[s][i]) {
-					if (!(scan && sl->sent_ns && now - sl->sent_ns > timeout_ns))
-						continue;
-					n_timeout += sl->counted;
-					if (verbose)
-						fprintf(stderr, "authbench: timeout: sock %u slot %u user b%u "
-							"cseq %" PRIu32 " %s\n", s, i, sl->user,
-							users[sl->user].cseq,
-							sl->authed ? "with credentials" : "first leg");
-					unit_end(&g, s, i);
-					if (!due[s][i])
-						continue;       /* open loop: the slot is free */
-				}
+				if (due[s][i] || !sl->sent_ns || now - sl->sent_ns <= timeout_ns)
+					continue;
+				n_timeout += sl->counted;
+				if (verbose)
+					fprintf(stderr, "authbench: timeout: sock %u slot %u user b%u "
+						"cseq %" PRIu32 " %s\n", s, i, sl->user,
+						users[sl->user].cseq,
+						sl->authed ? "with credentials" : "first leg");
+				unit_end(&g, s, i);
+			}
+			/* only the due slots: a large -c costs nothing per pass */
+			unsigned n = 0;
+			for (unsigned k = 0; k < sk->ndq; k++) {
+				unsigned i = sk->dq[k];
+				struct slot *sl = &sk->slots[i];
 				due[s][i] = false;
 				sl->seq++;
 				int len = build(&o, sk, s, i, sbuf[n]);
@@ -670,6 +686,7 @@ int main(int argc, char **argv)
 					n = 0;
 				}
 			}
+			sk->ndq = 0;
 			if (n)
 				send_batch(sk->fd, smsg, n);
 		}
@@ -740,7 +757,7 @@ int main(int argc, char **argv)
 							continue;
 						}
 					}
-					due[s][si] = true;      /* answer the challenge */
+					set_due(&g, s, si);     /* answer the challenge */
 					continue;
 				}
 				if (st < 700)
