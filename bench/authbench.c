@@ -1,5 +1,5 @@
-/* authbench: closed-loop digest-authenticated REGISTER load over UDP
- * (issue 3, "Performance").
+/* authbench: digest-authenticated REGISTER load over UDP, closed loop or
+ * open loop at a fixed rate (issues 3 and 6, "Performance").
  *
  * Two modes, per algorithm (MD5, SHA-256, SHA-512-256, each optionally
  * -sess; qop=auth):
@@ -17,6 +17,15 @@
  * users, so one AOR never has two REGISTERs in flight. The Via branch
  * carries (socket, slot, sequence): replies are matched without a lookup,
  * late replies to timed-out requests are counted as stray.
+ *
+ * Closed loop (default): every slot starts its next unit as soon as the
+ * last one ends. Open loop (-R RATE): unit k is scheduled at start +
+ * k / RATE from the clock alone; every -i µs (or sooner, when replies wake
+ * the loop) the units that are due go out on free slots. A unit that finds
+ * all -c slots busy is skipped and counted, never waited for, so a slow
+ * server does not slow the offered load, and latency is taken from the
+ * scheduled start (no coordinated omission); it is also reported from the
+ * actual first send, with the generator's own send lag.
  *
  * Reports units/s, non-200 finals by status, timeouts, latency percentiles
  * and the CPU time of the generator and (with -p PID) of the server over
@@ -36,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -63,11 +73,14 @@ struct user {
 
 struct slot {
 	uint64_t sent_ns;       /* current request; 0: idle */
-	uint64_t start_ns;      /* start of the unit */
+	uint64_t start_ns;      /* first send of the unit */
+	uint64_t sched_ns;      /* open loop: the unit's scheduled start; 0: closed loop */
 	uint32_t seq;           /* branch sequence */
 	uint32_t user_next;
 	unsigned user;
 	bool authed;            /* the outstanding request carries credentials */
+	bool busy;              /* open loop: a unit is in progress */
+	bool counted;           /* the unit's outcome is part of the figures */
 };
 
 struct sock {
@@ -76,6 +89,8 @@ struct sock {
 	char ip[INET_ADDRSTRLEN];
 	unsigned nslots;
 	struct slot *slots;
+	unsigned *dq;           /* slots whose next request is due, in that order */
+	unsigned ndq;
 };
 
 struct opts {
@@ -83,9 +98,29 @@ struct opts {
 	const char *realm, *password, *alg;
 	unsigned socks, conc, users;
 	double duration, warmup, timeout;
+	double rate;            /* open loop: units started per second; 0: closed loop */
+	unsigned tick_us;       /* open loop: longest sleep between send passes */
 	unsigned expires;
 	enum mode mode;
 	int server_pid;
+};
+
+struct slot_ref {
+	unsigned s, i;
+};
+
+/* What the loop shares with the helpers that end and start units. */
+struct gen {
+	const struct opts *o;
+	struct sock *socks;
+	bool **due;             /* slots whose next request goes out in the next send pass */
+	unsigned *gbase;        /* global index of each socket's first slot */
+	/* open loop */
+	struct slot_ref *freeq; /* idle slots, FIFO, capacity o->conc */
+	unsigned fq_head, fq_len, busy;
+	uint64_t t0, t_measure, t_end;
+	double period_ns;
+	uint64_t next_unit;     /* index of the next scheduled unit */
 };
 
 static const EVP_MD *md;
@@ -95,7 +130,12 @@ static char ha2[HEX_MAX];
 static struct user *users;
 
 static uint64_t n_ok, n_other, n_timeout, n_sent, n_stray, n_rechal, n_stale, n_noalg;
+static uint64_t n_offered, n_skipped, n_started;       /* open loop, measured window */
+static uint64_t n_unsent;       /* requests sendmmsg did not take (they time out) */
 static uint64_t by_status[700];
+/* open loop: latency from the first send (hist: from the schedule), and
+ * the generator's own lag from schedule to first send */
+static uint64_t hist_send[HIST_US + 1], hist_lag[HIST_US + 1];
 static bool measuring;
 static bool verbose;
 /* Per run: a fresh Call-ID per user, so a run's CSeq 1 is not "older" than
@@ -109,8 +149,12 @@ static void usage(void)
 		"usage: authbench -d HOST:PORT -m pair|refresh -A ALGORITHM [-r REALM]\n"
 		"                 [-P PASSWORD] [-s SOCKETS] [-c OUTSTANDING] [-u USERS]\n"
 		"                 [-t SECONDS] [-w WARMUP] [-T TIMEOUT_S] [-e EXPIRES] [-p SERVER_PID]\n"
+		"                 [-R RATE [-i TICK_US]]\n"
 		"  Users b0..b(USERS-1)@REALM, all with PASSWORD (default bench-password-1234).\n"
-		"  ALGORITHM: MD5, SHA-256, SHA-512-256, each optionally -sess.\n");
+		"  ALGORITHM: MD5, SHA-256, SHA-512-256, each optionally -sess.\n"
+		"  -R: open loop, RATE units (pairs or refreshes) started per second on a\n"
+		"  fixed schedule, at most OUTSTANDING in flight (the rest are skipped);\n"
+		"  send passes at least every TICK_US (default 100) µs.\n");
 	exit(2);
 }
 
@@ -301,24 +345,111 @@ static double proc_cpu_s(int pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Time this process spent runnable but waiting for its CPU (another task
+ * had it), in ns, from /proc/self/schedstat; -1 when unreadable. On a
+ * shared machine it tells a generator that was preempted from a slow server. */
+static double runq_wait_ns(void)
+{
+	unsigned long long run, wait;
+	FILE *f = fopen("/proc/self/schedstat", "r");
+	if (!f)
+		return -1;
+	int n = fscanf(f, "%llu %llu", &run, &wait);
+	fclose(f);
+	return n == 2 ? (double)wait : -1;
+}
+
 static void start_unit(const struct opts *o, struct slot *sl, unsigned global_slot)
 {
 	sl->user = slot_user(o, global_slot, sl->user_next++);
 	if (o->mode == M_PAIR)
 		users[sl->user].nonce[0] = 0;   /* always the full challenge */
 	sl->start_ns = 0;
+	sl->sched_ns = 0;
+	/* closed loop: the counters are reset when the measured window opens */
+	sl->counted = true;
+}
+
+/* The slot's next request goes out in the next send pass. */
+static void set_due(struct gen *g, unsigned s, unsigned i)
+{
+	struct sock *sk = &g->socks[s];
+	if (g->due[s][i])
+		return;
+	g->due[s][i] = true;
+	sk->dq[sk->ndq++] = i;
+}
+
+/* A unit ended (200, failure or timeout). Closed loop: its slot starts the
+ * next unit at once. Open loop: the slot waits in the free queue until the
+ * schedule needs it. */
+static void unit_end(struct gen *g, unsigned s, unsigned i)
+{
+	struct slot *sl = &g->socks[s].slots[i];
+	sl->sent_ns = 0;
+	if (g->o->rate <= 0) {
+		start_unit(g->o, sl, g->gbase[s] + i);
+		set_due(g, s, i);
+		return;
+	}
+	sl->busy = false;
+	g->busy--;
+	g->freeq[(g->fq_head + g->fq_len++) % g->o->conc] = (struct slot_ref){ s, i };
+}
+
+static void send_batch(int fd, struct mmsghdr *m, unsigned n)
+{
+	int r = sendmmsg(fd, m, n, 0);
+	n_unsent += r < 0 ? n : n - (unsigned)r;
+}
+
+static uint64_t sched_at(const struct gen *g, uint64_t k)
+{
+	return g->t0 + (uint64_t)((double)k * g->period_ns);
+}
+
+/* Open loop: start every unit whose time has come on the next free slot.
+ * Units scheduled in the measured window [t_measure, t_end) are counted as
+ * offered; one that finds all slots busy is skipped, not delayed. Returns
+ * whether any unit was due. */
+static bool admit(struct gen *g, uint64_t now)
+{
+	bool any = false;
+	for (;;) {
+		uint64_t at = sched_at(g, g->next_unit);
+		if (at > now || at >= g->t_end)
+			return any;
+		any = true;
+		g->next_unit++;
+		bool in = at >= g->t_measure;
+		n_offered += in;
+		if (!g->fq_len) {
+			n_skipped += in;
+			continue;
+		}
+		struct slot_ref r = g->freeq[g->fq_head];
+		g->fq_head = (g->fq_head + 1) % g->o->conc;
+		g->fq_len--;
+		struct slot *sl = &g->socks[r.s].slots[r.i];
+		start_unit(g->o, sl, g->gbase[r.s] + r.i);
+		sl->sched_ns = at;
+		sl->counted = in;
+		sl->busy = true;
+		g->busy++;
+		set_due(g, r.s, r.i);
+	}
 }
 
 int main(int argc, char **argv)
 {
 	struct opts o = { .realm = "bench.test", .password = "bench-password-1234", .alg = NULL,
 			  .socks = 8, .conc = 64, .users = 256, .duration = 10, .warmup = 2,
-			  .timeout = 1.0, .expires = 3600, .mode = M_PAIR };
+			  .timeout = 1.0, .tick_us = 100, .expires = 3600, .mode = M_PAIR };
 	bool have_dest = false, have_mode = false;
 	int c;
 	verbose = getenv("AUTHBENCH_VERBOSE") != NULL;
 	run_id = (uint32_t)getpid() ^ (uint32_t)now_ns();
-	while ((c = getopt(argc, argv, "d:r:P:A:m:s:c:u:t:w:T:e:p:h")) != -1) {
+	while ((c = getopt(argc, argv, "d:r:P:A:m:s:c:u:t:w:T:e:p:R:i:h")) != -1) {
 		switch (c) {
 		case 'd': {
 			char host[64];
@@ -354,6 +485,12 @@ int main(int argc, char **argv)
 		case 'T': o.timeout = parse_double(optarg, "timeout"); break;
 		case 'e': o.expires = parse_uint(optarg, "expires"); break;
 		case 'p': o.server_pid = (int)parse_uint(optarg, "server pid"); break;
+		case 'R':
+			o.rate = parse_double(optarg, "rate");
+			if (o.rate <= 0)
+				usage();
+			break;
+		case 'i': o.tick_us = parse_uint(optarg, "tick"); break;
 		default: usage();
 		}
 	}
@@ -435,28 +572,49 @@ int main(int argc, char **argv)
 		smsg[k].msg_hdr.msg_iov = &siov[k];
 		smsg[k].msg_hdr.msg_iovlen = 1;
 	}
+	bool open_loop = o.rate > 0;
 	struct pollfd *pfd = calloc(o.socks, sizeof *pfd);
 	/* slots whose next request is due (the 2nd leg goes out in the next pass) */
 	bool **due = calloc(o.socks, sizeof *due);
-	if (!pfd || !due)
+	struct gen g = { .o = &o, .socks = socks, .due = due, .gbase = gbase };
+	if (open_loop)
+		g.freeq = calloc(o.conc, sizeof *g.freeq);
+	if (!pfd || !due || (open_loop && !g.freeq))
 		return 1;
 	for (unsigned s = 0; s < o.socks; s++) {
 		pfd[s] = (struct pollfd){ .fd = socks[s].fd, .events = POLLIN };
 		due[s] = calloc(socks[s].nslots, sizeof **due);
-		if (!due[s])
+		socks[s].dq = calloc(socks[s].nslots, sizeof *socks[s].dq);
+		if (!due[s] || !socks[s].dq)
 			return 1;
 		for (unsigned i = 0; i < socks[s].nslots; i++) {
+			if (open_loop) {        /* idle until the schedule needs it */
+				g.freeq[g.fq_len++] = (struct slot_ref){ s, i };
+				continue;
+			}
 			start_unit(&o, &socks[s].slots[i], gbase[s] + i);
-			due[s][i] = true;
+			set_due(&g, s, i);
 		}
 	}
+	/* open loop: sleep to the schedule, not to the default 50 µs timer slack */
+	if (open_loop)
+		(void)prctl(PR_SET_TIMERSLACK, 1000ul);
 
 	uint64_t t0 = now_ns();
 	uint64_t t_measure = t0 + (uint64_t)(o.warmup * 1e9);
 	uint64_t t_end = t_measure + (uint64_t)(o.duration * 1e9);
 	uint64_t timeout_ns = (uint64_t)(o.timeout * 1e9);
-	double cpu0 = 0, scpu0 = -1;
-	uint64_t last_scan = t0;
+	/* open loop: units in flight at t_end still finish (or time out), so
+	 * the slowest ones of the window are not cut off */
+	uint64_t t_drain = t_end + 2 * timeout_ns;
+	uint64_t tick_ns = (uint64_t)o.tick_us * 1000;
+	double cpu0 = 0, scpu0 = -1, cpu1 = 0, scpu1 = -1, wait0 = -1, wait1 = -1;
+	bool ended = false;
+	uint64_t last_scan = t0, last_admit = t0;
+	g.t0 = t0;
+	g.t_measure = t_measure;
+	g.t_end = t_end;
+	g.period_ns = open_loop ? 1e9 / o.rate : 0;
 
 	for (;;) {
 		uint64_t now = now_ns();
@@ -464,31 +622,48 @@ int main(int argc, char **argv)
 			measuring = true;
 			memset(hist, 0, sizeof hist);
 			n_ok = n_other = n_timeout = n_sent = n_stray = n_rechal = n_stale = n_noalg = 0;
+			n_unsent = 0;
 			memset(by_status, 0, sizeof by_status);
 			cpu0 = cpu_s();
 			scpu0 = proc_cpu_s(o.server_pid);
+			wait0 = runq_wait_ns();
 		}
-		if (now >= t_end)
-			break;
+		if (now >= t_end) {
+			if (!ended) {
+				ended = true;
+				cpu1 = cpu_s();
+				scpu1 = proc_cpu_s(o.server_pid);
+				wait1 = runq_wait_ns();
+			}
+			if (!open_loop || !g.busy || now >= t_drain)
+				break;
+		}
+		if (open_loop && admit(&g, now))
+			last_admit = now;
 		bool scan = now - last_scan > 10000000ull;
 		if (scan)
 			last_scan = now;
 		for (unsigned s = 0; s < o.socks; s++) {
 			struct sock *sk = &socks[s];
-			unsigned n = 0;
-			for (unsigned i = 0; i < sk->nslots; i++) {
+			/* every 10 ms: a request unanswered for -T ends its unit
+			 * (closed loop: the slot starts its next one at once) */
+			for (unsigned i = 0; scan && i < sk->nslots; i++) {
 				struct slot *sl = &sk->slots[i];
-				if (!due[s][i]) {
-					if (!(scan && sl->sent_ns && now - sl->sent_ns > timeout_ns))
-						continue;
-					n_timeout++;            /* start the unit over */
-					if (verbose)
-						fprintf(stderr, "authbench: timeout: sock %u slot %u user b%u "
-							"cseq %" PRIu32 " %s\n", s, i, sl->user,
-							users[sl->user].cseq,
-							sl->authed ? "with credentials" : "first leg");
-					start_unit(&o, sl, gbase[s] + i);
-				}
+				if (due[s][i] || !sl->sent_ns || now - sl->sent_ns <= timeout_ns)
+					continue;
+				n_timeout += sl->counted;
+				if (verbose)
+					fprintf(stderr, "authbench: timeout: sock %u slot %u user b%u "
+						"cseq %" PRIu32 " %s\n", s, i, sl->user,
+						users[sl->user].cseq,
+						sl->authed ? "with credentials" : "first leg");
+				unit_end(&g, s, i);
+			}
+			/* only the due slots: a large -c costs nothing per pass */
+			unsigned n = 0;
+			for (unsigned k = 0; k < sk->ndq; k++) {
+				unsigned i = sk->dq[k];
+				struct slot *sl = &sk->slots[i];
 				due[s][i] = false;
 				sl->seq++;
 				int len = build(&o, sk, s, i, sbuf[n]);
@@ -498,20 +673,45 @@ int main(int argc, char **argv)
 				}
 				siov[n] = (struct iovec){ sbuf[n], (size_t)len };
 				sl->sent_ns = now;
-				if (!sl->start_ns)
+				n_sent += sl->counted;
+				if (!sl->start_ns) {
 					sl->start_ns = now;
+					if (sl->sched_ns && sl->counted) {
+						n_started++;
+						record_in(hist_lag, now - sl->sched_ns);
+					}
+				}
 				if (++n == BATCH) {
-					int r = sendmmsg(sk->fd, smsg, n, 0);
-					n_sent += r > 0 ? (unsigned)r : 0;
+					send_batch(sk->fd, smsg, n);
 					n = 0;
 				}
 			}
-			if (n) {
-				int r = sendmmsg(sk->fd, smsg, n, 0);
-				n_sent += r > 0 ? (unsigned)r : 0;
-			}
+			sk->ndq = 0;
+			if (n)
+				send_batch(sk->fd, smsg, n);
 		}
-		int pr = poll(pfd, o.socks, 5);
+		int pr;
+		if (!open_loop) {
+			pr = poll(pfd, o.socks, 5);
+		} else {
+			/* the next unit's time, but at most one send pass per tick;
+			 * wake every 10 ms for the timeout scan and at t_end */
+			uint64_t wake = now + 10000000ull;
+			if (now < t_end) {
+				uint64_t at = sched_at(&g, g.next_unit);
+				if (at < last_admit + tick_ns)
+					at = last_admit + tick_ns;
+				if (at > t_end)
+					at = t_end;
+				if (at < wake)
+					wake = at;
+			} else if (t_drain < wake) {
+				wake = t_drain;
+			}
+			uint64_t d = wake > now ? wake - now : 0;
+			struct timespec ts = { (time_t)(d / 1000000000ull), (long)(d % 1000000000ull) };
+			pr = ppoll(pfd, o.socks, &ts, NULL);
+		}
 		if (pr <= 0)
 			continue;
 		for (unsigned s = 0; s < o.socks; s++) {
@@ -537,55 +737,73 @@ int main(int argc, char **argv)
 				}
 				sl->sent_ns = 0;
 				struct user *u = &users[sl->user];
+				bool cnt = sl->counted;
 				if (st == 401) {
 					bool stale = false;
 					if (!take_challenge(&o, rbuf[k], len, u, &stale)) {
-						n_noalg++;      /* our algorithm not offered */
-						n_other++;
-						by_status[401]++;
-						start_unit(&o, sl, gbase[s] + si);
-						due[s][si] = true;
+						n_noalg += cnt;   /* our algorithm not offered */
+						n_other += cnt;
+						by_status[401] += cnt;
+						unit_end(&g, s, si);
 						continue;
 					}
 					if (sl->authed) {       /* refused credentials */
-						n_rechal++;
-						n_stale += stale;
+						n_rechal += cnt;
+						n_stale += cnt && stale;
 						if (o.mode == M_PAIR) { /* a wrong password, not a stale nonce */
-							n_other++;
-							by_status[401]++;
-							start_unit(&o, sl, gbase[s] + si);
+							n_other += cnt;
+							by_status[401] += cnt;
+							unit_end(&g, s, si);
+							continue;
 						}
 					}
-					due[s][si] = true;      /* answer the challenge */
+					set_due(&g, s, si);     /* answer the challenge */
 					continue;
 				}
 				if (st < 700)
-					by_status[st]++;
+					by_status[st] += cnt;
 				if (st == 200) {
-					n_ok++;
-					record(t - sl->start_ns);
+					if (cnt) {
+						n_ok++;
+						/* open loop: from the schedule (coordinated omission) */
+						record(t - (sl->sched_ns ? sl->sched_ns : sl->start_ns));
+						record_in(hist_send, t - sl->start_ns);
+					}
 				} else {
-					n_other++;
+					n_other += cnt;
 					u->nonce[0] = 0;
 				}
-				start_unit(&o, sl, gbase[s] + si);
-				due[s][si] = true;
+				unit_end(&g, s, si);
 			}
 		}
 	}
-	double secs = (double)(now_ns() - t_measure) / 1e9;
-	double cpu = cpu_s() - cpu0;
-	double scpu = scpu0 >= 0 ? proc_cpu_s(o.server_pid) - scpu0 : -1;
+	/* open loop: what the drain did not see finish counts as timed out */
+	for (unsigned s = 0; open_loop && s < o.socks; s++)
+		for (unsigned i = 0; i < socks[s].nslots; i++)
+			n_timeout += socks[s].slots[i].busy && socks[s].slots[i].counted;
+	if (!ended) {
+		cpu1 = cpu_s();
+		scpu1 = proc_cpu_s(o.server_pid);
+		wait1 = runq_wait_ns();
+	}
+	double secs = (double)(t_end - t_measure) / 1e9;
+	double cpu = cpu1 - cpu0;
+	double scpu = scpu0 >= 0 && scpu1 >= 0 ? scpu1 - scpu0 : -1;
 	printf("authbench: %s:%u realm=%s mode=%s algorithm=%s sockets=%u outstanding=%u "
-	       "users=%u duration=%.1fs\n",
+	       "users=%u duration=%.1fs",
 	       inet_ntoa(o.dest.sin_addr), ntohs(o.dest.sin_port), o.realm,
 	       o.mode == M_PAIR ? "pair" : "refresh", o.alg, o.socks, o.conc, o.users, secs);
+	if (open_loop)
+		printf(" open_loop rate=%.0f tick_us=%u", o.rate, o.tick_us);
+	printf("\n");
 	printf("%s_per_s=%.0f ok=%" PRIu64 " non200=%" PRIu64 " timeouts=%" PRIu64
 	       " stray=%" PRIu64 " sent=%" PRIu64 " rechallenged=%" PRIu64 " (stale=%" PRIu64
 	       ") requests_per_unit=%.2f\n",
 	       o.mode == M_PAIR ? "pairs" : "refreshes", (double)n_ok / secs, n_ok, n_other,
 	       n_timeout, n_stray, n_sent, n_rechal, n_stale,
 	       n_ok ? (double)n_sent / (double)n_ok : 0.0);
+	if (n_unsent)
+		printf("unsent=%" PRIu64 " (refused by sendmmsg)\n", n_unsent);
 	if (n_other) {
 		printf("non200_by_status:");
 		for (unsigned k = 100; k < 700; k++)
@@ -595,10 +813,27 @@ int main(int argc, char **argv)
 			printf(" (401 without a %s challenge: %" PRIu64 ")", o.alg, n_noalg);
 		printf("\n");
 	}
-	printf("latency_ms p50=%.3f p90=%.3f p99=%.3f p999=%.3f max<=%.3f\n",
+	if (open_loop)
+		printf("offered_per_s=%.0f offered=%" PRIu64 " started=%" PRIu64
+		       " skipped=%" PRIu64 " (all %u slots busy at the scheduled time)\n",
+		       (double)n_offered / secs, n_offered, n_started, n_skipped, o.conc);
+	printf("latency_ms p50=%.3f p90=%.3f p99=%.3f p999=%.3f max<=%.3f%s\n",
 	       pct(n_ok, 0.50), pct(n_ok, 0.90), pct(n_ok, 0.99), pct(n_ok, 0.999),
-	       pct(n_ok, 1.0));
-	printf("generator_cpu_s=%.2f (%.0f%% of one core)\n", cpu, 100.0 * cpu / secs);
+	       pct(n_ok, 1.0), open_loop ? " (from the scheduled start)" : "");
+	if (open_loop) {
+		printf("latency_from_send_ms p50=%.3f p90=%.3f p99=%.3f p999=%.3f max<=%.3f\n",
+		       pct_in(hist_send, n_ok, 0.50), pct_in(hist_send, n_ok, 0.90),
+		       pct_in(hist_send, n_ok, 0.99), pct_in(hist_send, n_ok, 0.999),
+		       pct_in(hist_send, n_ok, 1.0));
+		/* the generator's own delay: tick, batching, being descheduled */
+		printf("send_lag_ms p50=%.3f p99=%.3f p999=%.3f max<=%.3f\n",
+		       pct_in(hist_lag, n_started, 0.50), pct_in(hist_lag, n_started, 0.99),
+		       pct_in(hist_lag, n_started, 0.999), pct_in(hist_lag, n_started, 1.0));
+	}
+	printf("generator_cpu_s=%.2f (%.0f%% of one core)", cpu, 100.0 * cpu / secs);
+	if (wait0 >= 0 && wait1 >= 0)
+		printf(" generator_runq_wait_ms=%.1f", (wait1 - wait0) / 1e6);
+	printf("\n");
 	/* a generator near a full core measures itself, not the server */
 	if (cpu / secs > 0.90)
 		printf("generator_saturated=yes: the figure is a lower bound of the server's rate\n");

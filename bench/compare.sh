@@ -8,6 +8,9 @@
 #   bench/compare.sh callgrind   # instructions per authenticated REGISTER pair
 #                                # (valgrind --tool=callgrind; repeatable on a
 #                                # noisy machine)
+#   bench/compare.sh latency     # MD5 pairs and refreshes: closed-loop maximum,
+#                                # then open loop (authbench -R) at LAT_PCT % of
+#                                # it: p50..max, and p99 <= 1 ms? (issue 6)
 #
 # Knobs (environment): USERS (10000), DURATION (s per figure, 10), WARMUP
 # (2), LOAD (authbench -s/-c, "-s 4 -c 200"), ALGS (sipwarden pair
@@ -15,6 +18,9 @@
 # kamailio"), SW_WORKERS (1), CG_PAIRS_S (callgrind: measured seconds, 20),
 # SERVER_CPU / GEN_CPU (0 / 1), SW_BIN (build/sipwarden); target
 # sipwarden_b runs SW_BIN_B the same way (A/B of two builds in one run).
+# latency: LAT_PCT (50: open-loop rate in % of the closed-loop maximum),
+# LAT_WARMUP (s of open loop before its window, 35: past Timer J), LAT_TICK
+# (authbench -i, µs, 100), LAT_CAP (open-loop units in flight, -c, 2000).
 #
 # Kamailio comes from Debian (kamailio, kamailio-sqlite-modules), installed
 # here with apt-get when missing, idempotently (never by CI).
@@ -30,13 +36,23 @@ ALGS=${ALGS:-"MD5 SHA-256 SHA-512-256"}
 TARGETS=${TARGETS:-"echo sipwarden kamailio"}
 SW_WORKERS=${SW_WORKERS:-1}
 CG_PAIRS_S=${CG_PAIRS_S:-20}
+LAT_PCT=${LAT_PCT:-50}
+# Timer J keeps a completed UDP REGISTER transaction 64*T1 = 32 s (RFC 3261
+# §17.2.2): the first expiries come 32 s after the load starts, so a window
+# that opens earlier never sees the worker's expiry work of steady state.
+LAT_WARMUP=${LAT_WARMUP:-35}
+LAT_TICK=${LAT_TICK:-100}
+# Open loop: units in flight at most. A unit due while all are busy is
+# skipped and missing from the percentiles, so the cap must outlast a
+# stall: 2000 is 60 ms at 33k/s.
+LAT_CAP=${LAT_CAP:-2000}
 SCPU=${SERVER_CPU:-0}
 GCPU=${GEN_CPU:-1}
 REALM=bench.test
 PASSWORD=bench-password-1234
 PY=/usr/bin/python3
 
-case "$MODE" in throughput|callgrind) ;; *) echo "usage: $0 [throughput|callgrind]" >&2; exit 2 ;; esac
+case "$MODE" in throughput|callgrind|latency) ;; *) echo "usage: $0 [throughput|callgrind|latency]" >&2; exit 2 ;; esac
 
 # --- tools -------------------------------------------------------------
 kam_pkgs="kamailio kamailio-sqlite-modules"
@@ -106,6 +122,15 @@ group_ticks() {
 	echo "$t"
 }
 
+# ns every thread of the server's process group spent runnable but waiting
+# for a CPU (/proc/PID/task/*/schedstat, 2nd field): another task had CPU
+# SERVER_CPU, i.e. the noise of a shared machine, not the server's work
+group_wait_ns() {
+	for p in $(pgrep -g "$PID" 2>/dev/null; echo "$PID"); do
+		cat /proc/"$p"/task/*/schedstat 2>/dev/null
+	done | awk '{s += $2} END {printf "%.0f\n", s + 0}'
+}
+
 # --- users -------------------------------------------------------------
 echo "compare: provisioning $USERS users" >&2
 cat >"$tmp/sw.conf" <<EOF
@@ -173,44 +198,68 @@ start_kamailio() {
 	PID=$!
 }
 
-# one authbench figure: prints its output, leaves the rate in $RATE
-measure() { # target port mode alg
+# one authbench figure: prints its output (kept in $tmp/out), leaves the
+# rate in $RATE and the server's run-queue wait in $WAIT_PCT (% of the run,
+# warm-up included); further arguments are added to authbench's (after LOAD)
+measure() { # target port mode alg [authbench options...]
+	m_target=$1 m_port=$2 m_mode=$3 m_alg=$4
+	shift 4
 	c0=$(group_ticks)
-	taskset -c "$GCPU" "$GEN" -d "127.0.0.1:$2" -m "$3" -A "$4" -u "$USERS" -P "$PASSWORD" \
-		-r "$REALM" -t "$DURATION" -w "$WARMUP" $LOAD >"$tmp/out" || true
+	w0=$(group_wait_ns)
+	ns0=$(date +%s%N)
+	taskset -c "$GCPU" "$GEN" -d "127.0.0.1:$m_port" -m "$m_mode" -A "$m_alg" -u "$USERS" -P "$PASSWORD" \
+		-r "$REALM" -t "$DURATION" -w "$WARMUP" $LOAD "$@" >"$tmp/out" || true
 	c1=$(group_ticks)
+	w1=$(group_wait_ns)
+	ns1=$(date +%s%N)
 	sed 's/^/    /' "$tmp/out"
 	RATE=$(sed -n 's/^\(pairs\|refreshes\)_per_s=\([0-9]*\).*/\2/p' "$tmp/out")
 	ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' "$tmp/out")
 	sat=$(grep -c generator_saturated "$tmp/out" || true)
 	scpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
 	us=$(awk -v s="$scpu" -v n="${ok:-0}" 'BEGIN{if (n > 0) printf "%.1f", s * 1e6 / n; else print "-"}')
-	echo "    server_cpu_s=$scpu (all its processes, warmup included) server_cpu_us_per_unit=$us"
-	echo "$1 $3 $4 ${RATE:-0} $sat" >>"$tmp/figures"
+	WAIT_PCT=$(awk -v a="$w0" -v b="$w1" -v d="$((ns1 - ns0))" 'BEGIN{printf "%.1f", (d > 0 ? 100 * (b - a) / d : 0)}')
+	# per unit at the window's rate: CPU per second of the whole run over
+	# units per second of the window (the long open-loop warm-up would
+	# otherwise be charged to the window's units)
+	usr=$(awk -v s="$scpu" -v d="$((ns1 - ns0))" -v n="${ok:-0}" -v w="$DURATION" \
+		'BEGIN{if (n > 0 && d > 0) printf "%.1f", (s / (d / 1e9)) / (n / w) * 1e6; else print "-"}')
+	echo "    server_cpu_s=$scpu (all its processes, warmup included) server_cpu_us_per_unit=$us server_cpu_us_per_unit_at_rate=$usr server_runq_wait=$WAIT_PCT% (of the run: runnable, CPU taken by another task)"
+	echo "$m_target $m_mode $m_alg ${RATE:-0} $sat" >>"$tmp/figures"
 }
 
-throughput() {
-	: >"$tmp/figures"
+# each_target FN: every target of TARGETS in turn on a free port, with
+# FN TARGET PORT run against it; a target that died on the way stops the run
+each_target() {
 	for target in $TARGETS; do
 		port=$(free_port)
 		"start_$target" "$port"
 		wait_ready "$port"
-		case $target in
-			sipwarden*) pairs=$ALGS; refr="MD5 SHA-256" ;;
-			*) pairs=MD5; refr=MD5 ;;
-		esac
-		for alg in $pairs; do
-			echo "== $target: full-challenge pairs, $alg"
-			measure "$target" "$port" pair "$alg"
-		done
-		for alg in $refr; do
-			echo "== $target: nonce-reusing refreshes, $alg"
-			measure "$target" "$port" refresh "$alg"
-		done
+		"$1" "$target" "$port"
 		kill -0 "$PID" 2>/dev/null || { echo "compare: $target died" >&2; tail "$tmp"/*.log >&2; exit 1; }
 		stop_server
 		echo
 	done
+}
+
+throughput_one() { # target port
+	case $1 in
+		sipwarden*) pairs=$ALGS; refr="MD5 SHA-256" ;;
+		*) pairs=MD5; refr=MD5 ;;
+	esac
+	for alg in $pairs; do
+		echo "== $1: full-challenge pairs, $alg"
+		measure "$1" "$2" pair "$alg"
+	done
+	for alg in $refr; do
+		echo "== $1: nonce-reusing refreshes, $alg"
+		measure "$1" "$2" refresh "$alg"
+	done
+}
+
+throughput() {
+	: >"$tmp/figures"
+	each_target throughput_one
 	echo "== summary (per second; ratios from this one run)"
 	awk '
 	{ r[$1" "$2" "$3] = $4; if ($5 > 0) sat[$1" "$2" "$3] = 1 }
@@ -256,6 +305,72 @@ cg_one() { # target
 	echo "$target: pairs=$ok instructions=$ir instructions_per_pair=$(awk -v i="$ir" -v n="${ok:-0}" 'BEGIN{if (n > 0) printf "%.0f", i / n; else print "-"}') (all processes, between zero and dump)"
 }
 
+# --- latency: open loop at LAT_PCT % of the closed-loop maximum ----------
+# Open loop (authbench -R): units start on a fixed schedule whatever the
+# server does, and latency counts from the scheduled start, so a stall
+# shows in the percentiles instead of slowing the load (coordinated
+# omission). The closed-loop run just before gives the maximum. The echo
+# responder's own maximum is the generator's, so echo runs last, at
+# sipwarden's open-loop rate: the floor that the machine, the kernel and
+# the generator alone put under the same load.
+latency_one() { # target port
+	for mode in pair refresh; do
+		floor=$(awk -v m="$mode" '$1 == "sipwarden" && $2 == m { for (i = 5; i <= NF; i++) if ($i ~ /^offered=/) { sub("offered=", "", $i); print $i } }' "$tmp/latency")
+		if [ "$1" = echo ] && [ -n "$floor" ]; then
+			max=- max_sat=0 rate=$floor
+			echo "== $1: open loop at sipwarden's rate, $rate/s, $mode MD5"
+		else
+			echo "== $1: closed-loop maximum, $mode MD5"
+			measure "$1" "$2" "$mode" MD5
+			max=${RATE:-0}
+			max_sat=$sat
+			rate=$(awk -v r="$max" -v f="$LAT_PCT" 'BEGIN{printf "%d", r * f / 100}')
+			if [ "$rate" -le 0 ]; then
+				echo "compare: no closed-loop rate for $1 $mode" >&2
+				continue
+			fi
+			echo "== $1: open loop at $LAT_PCT % of it, $rate/s, $mode MD5"
+		fi
+		measure "$1" "$2" "$mode" MD5 -w "$LAT_WARMUP" -R "$rate" -i "$LAT_TICK" -c "$LAT_CAP"
+		# target mode max max_saturated and authbench's key=value pairs
+		echo "$1 $mode $max $max_sat $(sed -n \
+			-e 's/^\(pairs\|refreshes\)_per_s=\([0-9]*\).* non200=\([0-9]*\) timeouts=\([0-9]*\).*/achieved=\2 non200=\3 timeouts=\4/p' \
+			-e 's/^offered_per_s=\([0-9]*\).* skipped=\([0-9]*\).*/offered=\1 skipped=\2/p' \
+			-e 's/^latency_ms p50=\([^ ]*\) p90=\([^ ]*\) p99=\([^ ]*\) p999=\([^ ]*\) max<=\([^ ]*\).*/p50=\1 p90=\2 p99=\3 p999=\4 max=\5/p' \
+			-e 's/^latency_from_send_ms .*p99=\([^ ]*\) p999.*/send_p99=\1/p' \
+			-e 's/^send_lag_ms .*p99=\([^ ]*\) p999.*/lag_p99=\1/p' \
+			-e 's/^generator_cpu_s=[^ ]* (\([0-9]*\)% of one core) generator_runq_wait_ms=\([0-9.]*\).*/gen_cpu=\1 gen_wait_ms=\2/p' \
+			"$tmp/out" | tr '\n' ' ') srv_wait=$WAIT_PCT" >>"$tmp/latency"
+	done
+}
+
+latency() {
+	: >"$tmp/figures"
+	: >"$tmp/latency"
+	case " $TARGETS " in *" echo "*) TARGETS="$(echo " $TARGETS " | sed 's/ echo / /g') echo" ;; esac
+	each_target latency_one
+	echo "== summary: open loop at $LAT_PCT % of each target's own closed-loop maximum (echo: at sipwarden's"
+	echo "   rate, the floor of machine + kernel + generator), MD5, $DURATION s after $LAT_WARMUP s"
+	echo "   latency (ms) from the scheduled start; send_p99: from the actual first send; lag_p99: the"
+	echo "   generator's schedule-to-send delay; gen_cpu: % of its core; srv_wait / gen_wait: % of the time"
+	echo "   the server's threads (whole run) / the generator (window) sat runnable while another task had"
+	echo "   the CPU: a shared machine's noise, not work of the server. Skipped units (all $LAT_CAP slots busy) are"
+	echo "   not in the percentiles: with more than 1 % of the offered skipped, a p99 is a lower bound (yes?)"
+	awk -v dur="$DURATION" '
+	{ for (i = 5; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	  if (!hdr++) printf "%-9s %-7s %7s %7s %8s %7s %6s %7s %7s %7s %7s %7s %8s %7s %7s %8s %8s %8s %s\n",
+		"target", "mode", "max/s", "offered", "achieved", "skipped", "failed", "p50", "p90", "p99", "p99.9", "max",
+		"send_p99", "lag_p99", "gen_cpu", "gen_wait", "srv_wait", "p99<=1ms", ""
+	  printf "%-9s %-7s %7s %7s %8s %7s %6s %7s %7s %7s %7s %7s %8s %7s %6s%% %7.1f%% %7s%% %8s %s\n",
+		$1, $2, $3, v["offered"], v["achieved"], v["skipped"], v["non200"] + v["timeouts"], v["p50"], v["p90"],
+		v["p99"], v["p999"], v["max"], v["send_p99"], v["lag_p99"], v["gen_cpu"],
+		(dur > 0 ? v["gen_wait_ms"] / (dur * 10) : 0), v["srv_wait"],
+		(v["p99"] != "" && v["p99"] + 0 <= 1.0 ? (v["skipped"] * 100 > v["offered"] ? "yes?" : "yes") : "NO"),
+		($4 > 0 ? "(max: generator saturated, a lower bound)" : $3 == "-" ? "(floor: at sipwarden'"'"'s rate)" : "")
+	  delete v
+	}' "$tmp/latency"
+}
+
 if [ "$MODE" = callgrind ]; then
 	for target in $TARGETS; do
 		[ "$target" = echo ] && continue
@@ -265,5 +380,5 @@ if [ "$MODE" = callgrind ]; then
 	END { if (("sipwarden:" in v) && ("kamailio:" in v) && v["sipwarden:"] > 0)
 		printf "instructions per pair, kamailio/sipwarden = %.2f\n", v["kamailio:"] / v["sipwarden:"] }' "$tmp/cg.summary"
 else
-	throughput
+	"$MODE"
 fi

@@ -1,5 +1,6 @@
-/* What the bench load generators share: a monotonic clock, a latency
- * histogram with 1 µs buckets up to 200 ms, percentiles from it, and the
+/* What the bench load generators share: a monotonic clock, latency
+ * histograms with 1 µs buckets up to 200 ms (the default one, `hist`, and
+ * any other a generator declares), percentiles from them, and the
  * process's own CPU time (to flag a saturated generator). */
 #ifndef SW_BENCH_LATENCY_H
 #define SW_BENCH_LATENCY_H
@@ -19,14 +20,20 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void record(uint64_t lat_ns)
+/* h has HIST_US + 1 buckets */
+static inline void record_in(uint64_t *h, uint64_t lat_ns)
 {
 	uint64_t us = lat_ns / 1000;
-	hist[us > HIST_US ? HIST_US : us]++;
+	h[us > HIST_US ? HIST_US : us]++;
 }
 
-/* Latency in ms below which a fraction q of the total samples lie. */
-static double pct(uint64_t total, double q)
+static void record(uint64_t lat_ns)
+{
+	record_in(hist, lat_ns);
+}
+
+/* Latency in ms below which a fraction q of the total samples of h lie. */
+static inline double pct_in(const uint64_t *h, uint64_t total, double q)
 {
 	if (!total)
 		return 0;
@@ -35,11 +42,16 @@ static double pct(uint64_t total, double q)
 		want = total - 1;
 	uint64_t acc = 0;
 	for (unsigned i = 0; i <= HIST_US; i++) {
-		acc += hist[i];
+		acc += h[i];
 		if (acc > want)
 			return i / 1000.0;
 	}
 	return HIST_US / 1000.0;
+}
+
+static double pct(uint64_t total, double q)
+{
+	return pct_in(hist, total, q);
 }
 
 static double cpu_s(void)
