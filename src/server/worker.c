@@ -32,11 +32,15 @@ void worker_send(struct sw_worker *w, const struct sip_txn_dest *d, const char *
 
 static void arm_tick(struct sw_worker *w, uint64_t delay_ms)
 {
-	/* Timers G/H/I/J are at least T1/2 apart in practice: 50 ms granularity
-	 * keeps the wakeups cheap without changing the RFC's timing noticeably. */
+	/* Timers G/H/I/J are at least T1/2 apart in practice: 20 ms granularity
+	 * keeps the wakeups cheap without changing the RFC's timing noticeably.
+	 * 0 = the transaction table stopped a long batch: the rest in 1 ms,
+	 * with requests served in between. */
 	if (delay_ms > 1000)
 		delay_ms = 1000;
-	if (delay_ms < 20)
+	if (delay_ms == 0)
+		delay_ms = 1;
+	else if (delay_ms < 20)
 		delay_ms = 20;
 	struct timeval tv = { (time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000) };
 	evtimer_add(w->tick_ev, &tv);

@@ -814,6 +814,36 @@ static void test_index_churn(void **state)
 	sip_txn_table_free(t);
 }
 
+/* A tick fires at most a bounded batch and says "more is due" (0), so a
+ * request is never stuck behind thousands of expiries. */
+static void test_tick_bounded(void **state)
+{
+	(void)state;
+	enum { N = 600 };
+	struct sip_txn_table *t = mktable(N);
+	struct sip_txn_dest d = dest(false);
+	struct tmsg m;
+	struct sip_txn *x;
+	struct sent s = { 0 };
+	char br[40];
+	for (int i = 0; i < N; i++) {
+		snprintf(br, sizeof(br), "z9hG4bKbnd%d", i);
+		mkreq(&m, "REGISTER", br, "h", "bounded", NULL, 1);
+		assert_int_equal(sip_txn_receive(t, &m.m, &d, 0, &x), SIP_TXN_NEW);
+		respond(t, x, "SIP/2.0 200 OK\r\n\r\n", 200, 0);
+	}
+	unsigned calls = 0;
+	uint64_t dl;
+	while ((dl = tick(t, 64 * T1, &s)) == 0) {
+		calls++;
+		assert_true(sip_txn_count(t) > 0);
+	}
+	assert_int_equal(dl, UINT64_MAX);
+	assert_int_equal(calls, (N + 255) / 256 - 1);
+	assert_int_equal(sip_txn_count(t), 0);
+	sip_txn_table_free(t);
+}
+
 static void test_compact_entry_and_dest(void **state)
 {
 	(void)state;
@@ -1030,6 +1060,7 @@ int main(void)
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_wheel_turns),
 		cmocka_unit_test(test_index_churn),
+		cmocka_unit_test(test_tick_bounded),
 		cmocka_unit_test(test_compact_entry_and_dest),
 		cmocka_unit_test(test_reply_budget),
 		cmocka_unit_test(test_reply_slab_churn),

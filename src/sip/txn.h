@@ -55,7 +55,8 @@ typedef void (*sip_txn_send_fn)(void *ctx, const struct sip_txn_dest *d,
 
 /* Fire due timers: retransmit (Timer G) through send, expire transactions
  * (H, I, J; and transactions never answered after 64*T1). Returns ms until
- * the next deadline, or UINT64_MAX when nothing is armed. */
+ * the next deadline, UINT64_MAX when nothing is armed, or 0 when it
+ * stopped after a bounded batch with more due (call again soon). */
 uint64_t sip_txn_tick(struct sip_txn_table *t, uint64_t now_ms, sip_txn_send_fn send, void *ctx);
 
 #endif
