@@ -439,14 +439,16 @@ int bstore_append(struct sw_bstore *s, unsigned part, unsigned writer,
 		return err;
 	size_t hdr = sl->size == 0 ? BJ_HDR_LEN : 0;
 	size_t len = hdr + need;
-	if (!sl->nomap && !w->inj_err && sl->size + len > sl->map_off + sl->map_len) {
+	/* a test's injected failure takes the write path, which can fail */
+	bool mapped = !sl->nomap && !w->inj_err;
+	if (mapped && sl->size + len > sl->map_off + sl->map_len) {
 		int rc = slot_window(sl, len);
 		if (rc == -EOPNOTSUPP)
-			sl->nomap = true;
+			mapped = false, sl->nomap = true;
 		else if (rc)
 			return rc;
 	}
-	if (!sl->nomap && !w->inj_err) {
+	if (mapped) {
 		/* Encoded in place: in the page cache once this returns. */
 		uint8_t *dst = sl->map + (sl->size - sl->map_off);
 		if (hdr)
