@@ -39,12 +39,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/lock.h"
 #include "base/net.h"
 #include "base/siphash.h"
 #include "base/str.h"
+#include "base/thread.h"
 #include "guard/bansdb.h"
 #include "guard/geo.h"
-#include "base/lock.h"
 #include "guard/guard.h"
 #include "sip/parse.h"
 
@@ -1493,6 +1494,7 @@ static void *writer_main(void *arg)
 	struct sw_guard *g = arg;
 	int64_t dv_last = g->dv_open;
 	uint64_t last_poll = 0, last_purge = 0;
+	sw_thread_background("sw-guard-db");
 	pthread_mutex_lock(&g->wq_mu);
 	for (;;) {
 		if (!g->wq_n && !g->sync_req && !g->stop) {

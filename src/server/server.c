@@ -11,6 +11,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "auth/auth.h"
 #include "guard/guard.h"
 #include "registrar/registrar.h"
@@ -159,6 +160,12 @@ int server_run(const struct sw_config *cfg)
 		sw_logf(SW_LOG_INFO, "server.listening", "listen=\"%s\"", cfg->listen[i].text);
 	sw_logf(SW_LOG_INFO, "server.started", "workers=%u realms=%u pid=%ld", srv.nworkers, cfg->nrealms,
 		(long)getpid());
+	/* From here on this thread only does housekeeping (ban expiry, the
+	 * registrar purge, which takes shard locks in turn): below the
+	 * workers. Set after the workers exist, which would inherit it. */
+	if ((rc = sw_thread_background("sipwarden")) < 0)
+		sw_logf(SW_LOG_WARN, "server.priority", "reason=\"cannot lower the main thread's priority\" error=\"%s\"",
+			strerror(-rc));
 
 	uint64_t last_purge = sw_now_ms();
 	for (;;) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -113,6 +114,9 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 static void *worker_main(void *arg)
 {
 	struct sw_worker *w = arg;
+	char name[16];
+	snprintf(name, sizeof(name), "sw-worker-%u", w->id);
+	pthread_setname_np(pthread_self(), name);
 	event_base_dispatch(w->base);
 	/* issue 6: how often this worker found a shared shard lock taken */
 	sw_logf(SW_LOG_INFO, "worker.locks", "worker=%u acquired=%llu contended=%llu", w->id,

@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/thread.h"
 #include "store/bindings.h"
 #include "store/journal.h"
 #include "store/migrate.h"
@@ -637,6 +638,10 @@ static void *compact_main(void *arg)
 	struct sw_bstore *s = arg;
 	unsigned wait_ms = s->conf.check_ms;
 
+	/* Compaction copies a shard under its lock: at normal priority on a
+	 * worker's core, a worker waiting for that lock waited out this
+	 * thread's slice. */
+	sw_thread_background("sw-compact");
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		struct timespec ts;

@@ -1,0 +1,16 @@
+#ifndef SW_BASE_THREAD_H
+#define SW_BASE_THREAD_H
+
+/* Background threads (journal compaction, the guard's database writer, the
+ * main thread's housekeeping) share cores with the workers. Put at the
+ * kernel's lowest priority (SCHED_IDLE), they run only on CPU time a
+ * worker leaves, and a worker that blocks on a lock one of them holds
+ * takes the core back as soon as the lock is released, instead of waiting
+ * out the background thread's time slice (measured: 2-4 ms per wait,
+ * bench/RESULTS.md). Names the thread too (top -H, perf). Call from the
+ * thread itself, after it has created any thread of normal priority:
+ * new threads inherit the policy. Returns 0 or -errno (the name and the
+ * policy are best effort; the caller may log it). */
+int sw_thread_background(const char *name);
+
+#endif
