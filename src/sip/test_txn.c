@@ -996,6 +996,65 @@ static void test_reply_slab_churn(void **state)
 	sip_txn_table_free(t);
 }
 
+/* Slab chunks come from a region reserved for the budget when the first
+ * one is needed; a budget raised afterwards is served by malloc'd chunks.
+ * Both kinds hold their replies, go back when emptied (ASan: a region
+ * chunk passed to free() or a malloc'd one kept would show) and are used
+ * again. */
+static void test_reply_arena_then_malloc(void **state)
+{
+	(void)state;
+	enum { N = 400 };
+	struct sip_txn_table *t = mktable(N);
+	struct sip_txn_dest d = dest(false);
+	struct sip_txn_stats st;
+	struct tmsg m;
+	struct sip_txn *x;
+	struct sent s = { 0 };
+	char br[40], reply[1000];
+	size_t len;
+
+	memset(reply, 'q', sizeof(reply));
+	sip_txn_set_reply_memory(t, 2 * 65536);   /* the region: two chunks */
+	uint64_t now = 0;
+	for (int round = 0; round < 3; round++) {
+		unsigned kept = 0;
+		for (int i = 0; i < N; i++) {
+			if (i == 100)   /* after the region was reserved and filled */
+				sip_txn_set_reply_memory(t, 8 * 65536);
+			snprintf(br, sizeof(br), "z9hG4bKar%dx%d", round, i);
+			mkreq(&m, "OPTIONS", br, "h", "ar", NULL, 1);
+			assert_int_equal(sip_txn_receive(t, &m.m, &d, now, &x), SIP_TXN_NEW);
+			reply[5] = (char)('a' + i % 26);
+			int rc = sip_txn_respond(t, x, reply, sizeof(reply), 200, now);
+			assert_true(rc == 0 || rc == -ENOBUFS);
+			kept += rc == 0;
+		}
+		/* 1000 bytes -> the 1024-byte class, 64 per chunk: 2 chunks in
+		 * the region, 5 more from malloc (N < 8 * 64: all kept) */
+		assert_int_equal(kept, N);
+		sip_txn_get_stats(t, &st);
+		assert_int_equal(st.reply_bytes, 7 * 65536);
+		for (int i = 0; i < N; i++) {
+			snprintf(br, sizeof(br), "z9hG4bKar%dx%d", round, i);
+			mkreq(&m, "OPTIONS", br, "h", "ar", NULL, 1);
+			if (sip_txn_receive(t, &m.m, &d, now + 1, &x) != SIP_TXN_RETRANSMIT)
+				continue;
+			const char *r = sip_txn_reply(x, &len);
+			assert_int_equal(len, sizeof(reply));
+			assert_int_equal(r[5], 'a' + i % 26);
+		}
+		now += 64 * T1;
+		tick(t, now, &s);
+		tick(t, now + 1, &s);
+		assert_int_equal(sip_txn_count(t), 0);
+		sip_txn_get_stats(t, &st);
+		assert_int_equal(st.reply_bytes, 0);
+		sip_txn_set_reply_memory(t, 2 * 65536);
+	}
+	sip_txn_table_free(t);
+}
+
 /* Many live transactions: every one matches itself and only itself. */
 static void test_scale(void **state)
 {
@@ -1063,6 +1122,7 @@ int main(void)
 		cmocka_unit_test(test_tick_bounded),
 		cmocka_unit_test(test_compact_entry_and_dest),
 		cmocka_unit_test(test_reply_budget),
+		cmocka_unit_test(test_reply_arena_then_malloc),
 		cmocka_unit_test(test_reply_slab_churn),
 		cmocka_unit_test(test_scale),
 	};
