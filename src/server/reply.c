@@ -62,6 +62,20 @@ void reply_begin(struct req *r, struct sip_out *o, unsigned status, const char *
 	sip_out_cstr(o, "\r\n");
 }
 
+/* RFC 3261 §8.2.7: a challenge to a request that carried no credentials
+ * at all is best sent statelessly, so a flood of unauthenticated requests
+ * creates no transaction state (each would otherwise hold an entry and
+ * its reply for Timer J, 32 s). The To tag is a keyed hash of the request
+ * (sip_to_tag), the same for a retransmission, which gets a fresh
+ * challenge. INVITE keeps its transaction (Timer G, the ACK); a 401/407
+ * after credentials (wrong password, stale nonce) stays stateful, so a
+ * retransmission is never counted as a second failure. */
+static bool stateless_challenge(const struct req *r, unsigned status)
+{
+	return (status == 401 || status == 407) && r->m->method != SIP_M_INVITE &&
+	       !sip_hdr_get(r->m, SIP_H_AUTHORIZATION) && !sip_hdr_get(r->m, SIP_H_PROXY_AUTHORIZATION);
+}
+
 void reply_finish(struct req *r, struct sip_out *o, unsigned status)
 {
 	if (sip_resp_end(o, SW_STR_NULL, SW_STR_NULL) < 0) {
@@ -71,8 +85,14 @@ void reply_finish(struct req *r, struct sip_out *o, unsigned status)
 		reply_begin(r, o, status, NULL);
 		sip_resp_end(o, SW_STR_NULL, SW_STR_NULL);
 	}
-	if (r->txn)
-		sip_txn_respond(r->w->txns, r->txn, o->buf, o->len, status, sw_now_ms());
+	if (r->txn) {
+		if (stateless_challenge(r, status)) {
+			sip_txn_forget(r->w->txns, r->txn);
+			r->txn = NULL;
+		} else {
+			sip_txn_respond(r->w->txns, r->txn, o->buf, o->len, status, sw_now_ms());
+		}
+	}
 	worker_send(r->w, &r->dest, o->buf, o->len);
 	req_log(r, status);
 }

@@ -344,6 +344,42 @@ static void test_non_invite_unreliable_j(void **state)
 	sip_txn_table_free(t);
 }
 
+/* §8.2.7: a challenge sent statelessly ends the transaction at once; the
+ * same request again is new (gets a fresh challenge), nothing waits for
+ * Timer J. INVITE and answered transactions refuse. */
+static void test_forget(void **state)
+{
+	(void)state;
+	struct sip_txn_table *t = mktable(8);
+	struct sip_txn_dest d = dest(false);
+	struct sip_txn_stats st;
+	struct tmsg m, inv;
+	struct sip_txn *x, *y;
+	struct sent s = { 0 };
+
+	mkreq(&m, "REGISTER", "z9hG4bKfg1", "10.1.1.1:5062", "fg@h", NULL, 1);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 0, &x), SIP_TXN_NEW);
+	assert_int_equal(sip_txn_forget(t, x), 0);
+	assert_int_equal(sip_txn_count(t), 0);
+	assert_int_equal(sip_txn_forget(t, x), -EINVAL);   /* gone */
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 10, &y), SIP_TXN_NEW);
+	/* answered normally this time: kept for Timer J, cannot be forgotten */
+	respond(t, y, "SIP/2.0 200 OK\r\n\r\n", 200, 10);
+	assert_int_equal(sip_txn_forget(t, y), -EALREADY);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 20, &x), SIP_TXN_RETRANSMIT);
+	sip_txn_get_stats(t, &st);
+	assert_true(st.reply_bytes > 0);
+
+	mkreq(&inv, "INVITE", "z9hG4bKfg2", "10.1.1.1:5062", "fg2@h", NULL, 1);
+	assert_int_equal(sip_txn_receive(t, &inv.m, &d, 30, &x), SIP_TXN_NEW);
+	enum sip_txn_state before = sip_txn_state(x);
+	assert_int_equal(sip_txn_forget(t, x), -EINVAL);
+	assert_int_equal(sip_txn_state(x), before);
+	assert_int_equal(sip_txn_count(t), 2);
+	tick(t, 10 + 64 * T1, &s);
+	sip_txn_table_free(t);
+}
+
 static void test_non_invite_reliable(void **state)
 {
 	(void)state;
@@ -1121,6 +1157,7 @@ int main(void)
 		cmocka_unit_test(test_index_churn),
 		cmocka_unit_test(test_tick_bounded),
 		cmocka_unit_test(test_compact_entry_and_dest),
+		cmocka_unit_test(test_forget),
 		cmocka_unit_test(test_reply_budget),
 		cmocka_unit_test(test_reply_arena_then_malloc),
 		cmocka_unit_test(test_reply_slab_churn),

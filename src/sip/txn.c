@@ -1096,6 +1096,16 @@ int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp
 	return rc;
 }
 
+int sip_txn_forget(struct sip_txn_table *t, struct sip_txn *x)
+{
+	if (!x || !(x->flags & F_USED) || (x->flags & F_ZOMBIE) || (x->flags & F_INVITE))
+		return -EINVAL;
+	if (x->state != SIP_TXN_TRYING && x->state != SIP_TXN_PROCEEDING)
+		return -EALREADY;
+	terminate(t, x);
+	return 0;
+}
+
 const char *sip_txn_reply(const struct sip_txn *x, size_t *len)
 {
 	*len = x->reply_len;

@@ -34,6 +34,13 @@ struct sip_txn *sip_txn_find_cancelled(struct sip_txn_table *t, const struct sip
 int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
 		    size_t len, unsigned status, uint64_t now_ms);
 
+/* End a non-INVITE transaction whose final response the caller sends
+ * statelessly (RFC 3261 §8.2.7: a challenge to a request that carried no
+ * credentials): nothing is kept, so a retransmission of the request is
+ * handled as new. -EINVAL for an INVITE (its non-2xx final needs Timer G
+ * and the ACK), -EALREADY after a final. */
+int sip_txn_forget(struct sip_txn_table *t, struct sip_txn *x);
+
 /* Bound on the memory for stored replies (slab chunks of 64 KiB, and
  * replies over 8 KiB one by one). When it is spent, sip_txn_respond still
  * moves the state machine but keeps no reply and returns -ENOBUFS:

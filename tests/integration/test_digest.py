@@ -243,6 +243,33 @@ def test_retransmission_is_not_a_replay(srv):
     assert not [e for e in auth_events(srv, mark) if e.get("reason") == "nc-replay"]
 
 
+def test_challenge_without_credentials_is_stateless(srv):
+    """RFC 3261 §8.2.7: a request without credentials is challenged
+    statelessly, so unauthenticated floods leave no transaction state. The
+    same datagram twice (same branch) gets two challenges: the same To tag
+    (derived from the request) but a fresh nonce each time, where a stored
+    reply would repeat the first nonce. The second nonce works."""
+    with ua_for(srv, "alice") as ua:
+        aor = "sip:alice@%s" % REALM
+        data = sipwire.build_request(
+            "REGISTER", ua.ruri, via_host=ua.peer.via_host, via_port=ua.peer.port,
+            to="<%s>" % aor, from_="<%s>;tag=sl" % aor, call_id=ua.call_id, cseq=20,
+            contacts=["<sip:alice@127.0.0.1:%d>" % ua.peer.port], expires=300)
+        ua.peer.send(data, srv.addr)
+        first = ua.peer.wait_final(2)
+        ua.peer.send(data, srv.addr)
+        second = ua.peer.wait_final(2)
+        assert first is not None and second is not None
+        assert first.status == 401 and second.status == 401, (first.raw, second.raw)
+        assert first.get("to") == second.get("to") and ";tag=" in first.get("to")
+        n1 = challenge_for(first, ua.alg)["nonce"]
+        n2 = challenge_for(second, ua.alg)["nonce"]
+        assert n1 != n2, "the retransmission got the stored challenge"
+        ua.chal, ua.nc = challenge_for(second, ua.alg), 0
+        assert ua.answer().status == 200
+        remember(ua)
+
+
 def test_replayed_nc_is_rejected(srv):
     mark = log_mark(srv)
     with ua_for(srv, "alice") as ua:
