@@ -16,7 +16,8 @@
 # (2), LOAD (authbench -s/-c, "-s 4 -c 200"), ALGS (sipwarden pair
 # algorithms, "MD5 SHA-256 SHA-512-256"), TARGETS ("echo sipwarden
 # kamailio"), SW_WORKERS (1), CG_PAIRS_S (callgrind: measured seconds, 20),
-# SERVER_CPU / GEN_CPU (0 / 1), SW_BIN (build/sipwarden); target
+# SERVER_CPU / GEN_CPU (0 / 1), SW_BIN (build/sipwarden), SW_FSYNC
+# (sipwarden's [registrar] fsync, no; yes = msync before each 200); target
 # sipwarden_b runs SW_BIN_B the same way (A/B of two builds in one run),
 # TP_WARM (throughput: s of unmeasured load per server before its first
 # figure, 35: past Timer J; 0 = none).
@@ -38,6 +39,7 @@ ALGS=${ALGS:-"MD5 SHA-256 SHA-512-256"}
 TARGETS=${TARGETS:-"echo sipwarden kamailio"}
 TP_WARM=${TP_WARM:-35}
 SW_WORKERS=${SW_WORKERS:-1}
+SW_FSYNC=${SW_FSYNC:-no}
 CG_PAIRS_S=${CG_PAIRS_S:-20}
 LAT_PCT=${LAT_PCT:-50}
 # Timer J keeps a completed UDP REGISTER transaction 64*T1 = 32 s (RFC 3261
@@ -149,15 +151,17 @@ min_expires = 60
 max_expires = 3600
 default_expires = 3600
 max_bindings_per_aor = 10
+fsync = $SW_FSYNC
 
 [guard]
 trusted = 127.0.0.0/8
 
 [limits]
-; Timer J keeps every completed UDP REGISTER 32 s (64*T1): at 40k pairs/s
-; that is 2.6M transactions alive, beyond the default 1M per worker (which
-; then answers 503 transaction-table-full). Sized as an operator would.
-max_transactions = 4194304
+; Timer J keeps every completed UDP REGISTER 32 s (64*T1): at 64k pairs/s
+; that is 4.1M transactions alive, beyond the default 1M per worker (which
+; then answers 503 transaction-table-full; 4M was the edge in a 64k/s run).
+; Sized as an operator would; untouched entries cost no memory.
+max_transactions = 8388608
 
 [realm $REALM]
 algorithms = SHA-512-256, SHA-256, MD5
@@ -194,11 +198,12 @@ start_sipwarden_b() {
 }
 start_kamailio() {
 	port=$1; shift
-	# -x tlsf -m 1024: the allocator and shared memory an operator gives a
-	# busy registrar (tm keeps each transaction's ~8 KB cell for wait_timer)
+	# -x tlsf -m 4096: the allocator and shared memory an operator gives a
+	# busy registrar (tm keeps each transaction's ~8 KB cell for wait_timer;
+	# with 1024 MB, 35 s of warm-up load ran it out: 500s by the 100 000)
 	setsid "$@" taskset -c "$SCPU" kamailio -f bench/kamailio/kamailio.cfg \
 		-A "LISTEN=udp:127.0.0.1:$port" -A "DBURL=\"sqlite://$tmp/kam.db\"" \
-		-x tlsf -m 1024 -M 16 -DD -E >"$tmp/kam.log" 2>&1 &
+		-x tlsf -m 4096 -M 16 -DD -E >"$tmp/kam.log" 2>&1 &
 	PID=$!
 }
 
