@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/lock.h"
 #include "base/log.h"
+#include "base/net.h"
 #include "auth/auth.h"
 #include "registrar/registrar.h"
 #include "server/pipeline-int.h"
@@ -96,7 +97,17 @@ int worker_init(struct sw_worker *w, struct sw_server *srv, unsigned id)
 	arm_tick(w, 100);
 	for (unsigned i = 0; i < cfg->nlisten; i++) {
 		const struct sw_listen *l = &cfg->listen[i];
-		int rc = sw_tp_listen(w->tp, l->proto, (const struct sockaddr *)&l->addr, l->alen);
+		const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
+		if (id == 0 && sw_sockaddr_port(sa) != 0) {
+			int rc = sw_tp_addr_free(l->proto, sa, l->alen);
+			if (rc < 0) {
+				sw_logf(SW_LOG_ERROR, "listen.failed",
+					"listen=\"%s\" error=\"%s\" hint=\"already bound by another process (another sipwarden?)\"",
+					l->text, strerror(-rc));
+				return rc;
+			}
+		}
+		int rc = sw_tp_listen(w->tp, l->proto, sa, l->alen);
 		if (rc < 0) {
 			sw_logf(SW_LOG_ERROR, "listen.failed", "listen=\"%s\" error=\"%s\"", l->text,
 				strerror(-rc));

@@ -74,6 +74,26 @@ fail:;
 	return err;
 }
 
+int sw_tp_addr_free(enum sw_proto proto, const struct sockaddr *addr, socklen_t alen)
+{
+	int type = proto == SW_PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
+	int fd = socket(addr->sa_family, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1, rc = 0;
+	/* TCP: connections of an earlier run in TIME_WAIT do not count, a
+	 * listener does. No SO_REUSEPORT: that is what makes the bind fail
+	 * where another process's SO_REUSEPORT sockets are bound. */
+	if (type == SOCK_STREAM)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr->sa_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, addr, alen) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 /* Clamp a configuration to what the data structures can hold. */
 static void conf_sanitize(struct sw_tp_conf *c)
 {

@@ -16,6 +16,12 @@ void sw_tp_free(struct sw_tp *tp);
  * same address with SO_REUSEPORT; the kernel spreads datagrams and
  * connections. 0 or -errno. */
 int sw_tp_listen(struct sw_tp *tp, enum sw_proto proto, const struct sockaddr *addr, socklen_t alen);
+/* Before the first worker listens: 0 when nothing is bound to the address,
+ * -EADDRINUSE when something is. Every listener uses SO_REUSEPORT (one
+ * socket per worker), which would otherwise let a second sipwarden (or
+ * anything else with the option, same user) bind the same port silently
+ * and take a share of its traffic. */
+int sw_tp_addr_free(enum sw_proto proto, const struct sockaddr *addr, socklen_t alen);
 /* The smallest receive queue the kernel granted a UDP listener, in bytes
  * it will queue (half of SO_RCVBUF, which counts its bookkeeping); 0 when
  * there is no UDP listener. */

@@ -3,12 +3,13 @@ persistence across kill -9, TCP framing and RFC 5626 keepalives."""
 
 import os
 import socket
+import subprocess
 import time
 
 import pytest
 
 import sipwire
-from conftest import have_ipv6_loopback
+from conftest import have_ipv6_loopback, sipwarden_bin
 
 DOMAIN = "example.test"
 
@@ -361,3 +362,23 @@ def test_tcp_many_connections_then_udp_still_fine(server):
     for s in conns:
         s.close()
     assert server.options_ok()
+
+
+def test_second_instance_on_the_same_port_refuses(make_server):
+    """Every listener is SO_REUSEPORT (a socket per worker): without a check
+    a second sipwarden (another data_dir, the same port) would bind too and
+    silently take a share of the first one's traffic. It must refuse to
+    start, naming the address; the first keeps answering."""
+    first = make_server()
+    second = make_server(start=False)
+    text = second.config_text.replace(":%d" % second.port, ":%d" % first.port)
+    second.config.write_text(text)
+    p = subprocess.run([sipwarden_bin(), "run", "-c", str(second.config)],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode != 0, out
+    assert "listen.failed" in out and "udp:127.0.0.1:%d" % first.port in out, out
+    assert "in use" in out, out
+    with sipwire.UdpPeer() as peer:
+        r = peer.request(first.addr, "OPTIONS", "sip:%s:%d" % first.addr, timeout=2)
+        assert r is not None and r.status == 200
