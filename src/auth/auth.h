@@ -120,8 +120,15 @@ int auth_challenge(struct auth_worker *w, const struct sip_msg *m, const struct 
 		   int realm_idx, bool proxy, int64_t now, struct auth_result *res);
 
 /* Pick up credential changes now (auth_check does it by itself at most
- * once a second). 0, or -errno when the store is unavailable. */
+ * once a second, unless the reloader runs). 0, or -errno when the store is
+ * unavailable. */
 int auth_reload(struct sw_auth *a);
+/* Check credentials.db every 0.1 s on a thread of its own and swap in
+ * the new snapshot there, so no worker ever builds one on the request
+ * path (a million users take about a second). Normal priority: a disabled
+ * user must stop working promptly even on a busy server. Stopped by
+ * auth_close. 0 or -errno; without a database nothing to do. */
+int auth_start_reloader(struct sw_auth *a);
 /* Without a database: serve this snapshot (ownership passes). */
 void auth_set_snapshot(struct sw_auth *a, struct creds_snap *s);
 /* Whether credentials can currently be checked. */

@@ -1102,6 +1102,59 @@ static void test_store_reload(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* With the reloader thread the workers never poll: a user added or
+ * disabled through another connection shows up within a few seconds all
+ * the same, and auth_close stops the thread. */
+static bool wait_verdict(struct fx *f, const struct cli *k, enum auth_outcome want, const char *reason)
+{
+	struct auth_result r;
+	for (int i = 0; i < 60; i++) {
+		do_register(f, "1001@" REALM, NULL, k, T0, T0, &r);
+		if (r.outcome == want && strcmp(r.reason, reason) == 0)
+			return true;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+static void test_store_reloader(void **state)
+{
+	struct fx *f = *state;
+	int err;
+	char why[256], path[128];
+	struct creds_db *db;
+	struct creds_row row;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/sw-auth-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->a = auth_open(f->cfg, f->dir, &err, why, sizeof(why));
+	if (!f->a)
+		fail_msg("auth_open: %s", why);
+	f->w = auth_worker_new(f->a);
+	assert_int_equal(auth_start_reloader(f->a), 0);
+	assert_int_equal(auth_start_reloader(f->a), 0);   /* once */
+
+	struct cli k = { .user = "1001", .pass = PASS };
+	snprintf(path, sizeof(path), "%s/credentials.db", f->dir);
+	assert_int_equal(creds_db_open(path, CREDS_OPEN_CREATE, &db), 0);
+	row_fill(&row, "1001", REALM, PASS, true, NULL);
+	assert_int_equal(creds_db_insert(db, &row), 0);
+	assert_true(wait_verdict(f, &k, AUTH_OK, AUTH_R_OK));
+	assert_int_equal(creds_db_set_enabled(db, "1001", REALM, false), 0);
+	assert_true(wait_verdict(f, &k, AUTH_CHALLENGE, AUTH_R_DISABLED));
+	creds_db_close(db);
+
+	auth_worker_free(f->w);
+	auth_close(f->a);   /* joins the reloader */
+	f->a = auth_open(f->cfg, f->dir, &err, why, sizeof(why));
+	assert_non_null(f->a);
+	f->w = auth_worker_new(f->a);
+
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_secret_config(void **state)
 {
 	struct fx *f = *state;
@@ -1175,6 +1228,7 @@ int main(void)
 		T(test_bind_ip),
 		T(test_concurrent),
 		T(test_store_reload),
+		T(test_store_reloader),
 		T(test_secret_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -155,6 +155,14 @@ int server_run(const struct sw_config *cfg)
 	for (; started < srv.nworkers; started++)
 		if ((rc = worker_start(&srv.workers[started])) < 0)
 			goto stop;
+	/* Credential changes are picked up on a thread of normal priority
+	 * (created before this thread lowers its own, which it would inherit),
+	 * never on a worker's request path. */
+	if ((rc = auth_start_reloader(srv.auth)) < 0) {
+		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot start the credentials reloader\" error=\"%s\"",
+			strerror(-rc));
+		goto stop;
+	}
 
 	for (unsigned i = 0; i < cfg->nlisten; i++)
 		sw_logf(SW_LOG_INFO, "server.listening", "listen=\"%s\"", cfg->listen[i].text);
