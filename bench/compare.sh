@@ -8,6 +8,12 @@
 #   bench/compare.sh callgrind   # instructions per authenticated REGISTER pair
 #                                # (valgrind --tool=callgrind; repeatable on a
 #                                # noisy machine)
+#   bench/compare.sh interleave  # sipwarden/echo only, figure by figure: both
+#                                # servers up, MD5 pairs and refreshes measured
+#                                # alternately ROUNDS (5) times; a ratio per
+#                                # round and their median (the VM's speed
+#                                # changes within a run; alternating figures
+#                                # puts both targets in the same phase)
 #   bench/compare.sh latency     # MD5 pairs and refreshes: closed-loop maximum,
 #                                # then open loop (authbench -R) at LAT_PCT % of
 #                                # it: p50..max, and p99 <= 1 ms? (issue 6)
@@ -57,7 +63,7 @@ REALM=bench.test
 PASSWORD=bench-password-1234
 PY=/usr/bin/python3
 
-case "$MODE" in throughput|callgrind|latency) ;; *) echo "usage: $0 [throughput|callgrind|latency]" >&2; exit 2 ;; esac
+case "$MODE" in throughput|callgrind|latency|interleave) ;; *) echo "usage: $0 [throughput|callgrind|latency|interleave]" >&2; exit 2 ;; esac
 
 # --- tools -------------------------------------------------------------
 kam_pkgs="kamailio kamailio-sqlite-modules"
@@ -96,7 +102,12 @@ stop_server() {
 	wait "$PID" 2>/dev/null || true
 	PID=
 }
-cleanup() { stop_server; rm -rf "$tmp"; }
+PID_E= PID_S=
+cleanup() {
+	stop_server
+	for p in $PID_E $PID_S; do PID=$p; stop_server; done
+	rm -rf "$tmp"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -130,10 +141,15 @@ group_ticks() {
 
 # ns every thread of the server's process group spent runnable but waiting
 # for a CPU (/proc/PID/task/*/schedstat, 2nd field): another task had CPU
-# SERVER_CPU, i.e. the noise of a shared machine, not the server's work
+# SERVER_CPU, i.e. the noise of a shared machine, not the server's work.
+# Threads at SCHED_IDLE (policy 5: sipwarden's compaction, guard writer and
+# main thread) are left out: waiting for the worker is what they are for.
 group_wait_ns() {
 	for p in $({ pgrep -g "$PID" 2>/dev/null; echo "$PID"; } | sort -u); do
-		cat /proc/"$p"/task/*/schedstat 2>/dev/null
+		for t in /proc/"$p"/task/*; do
+			[ "$(awk '{print $41}' "$t/stat" 2>/dev/null)" = 5 ] && continue
+			cat "$t/schedstat" 2>/dev/null
+		done
 	done | awk '{s += $2} END {printf "%.0f\n", s + 0}'
 }
 
@@ -386,6 +402,57 @@ latency() {
 		($4 > 0 ? "(max: generator saturated, a lower bound)" : $3 == "-" ? "(floor: at sipwarden'"'"'s rate)" : "")
 	  delete v
 	}' "$tmp/latency"
+}
+
+ROUNDS=${ROUNDS:-5}
+interleave() {
+	: >"$tmp/figures"
+	pe=$(free_port)
+	start_echo "$pe"
+	PID_E=$PID
+	wait_ready "$pe"
+	ps=$(free_port)
+	start_sipwarden "$ps"
+	PID_S=$PID
+	wait_ready "$ps"
+	if [ "$TP_WARM" -gt 0 ]; then
+		echo "== sipwarden: warm-up, $TP_WARM s of MD5 pairs (not measured)"
+		taskset -c "$GCPU" "$GEN" -d "127.0.0.1:$ps" -m pair -A MD5 -u "$USERS" -P "$PASSWORD" \
+			-r "$REALM" -t "$TP_WARM" -w 0 $LOAD >/dev/null 2>&1 || true
+	fi
+	r=1
+	while [ "$r" -le "$ROUNDS" ]; do
+		for mode in pair refresh; do
+			PID=$PID_E
+			echo "== round $r: echo, $mode MD5"
+			measure echo "$pe" "$mode" MD5
+			PID=$PID_S
+			echo "== round $r: sipwarden, $mode MD5"
+			measure sipwarden "$ps" "$mode" MD5
+			for p in $PID_E $PID_S; do
+				kill -0 "$p" 2>/dev/null || { echo "compare: a server died" >&2; tail "$tmp"/*.log >&2; exit 1; }
+			done
+		done
+		r=$((r + 1))
+	done
+	PID=
+	echo "== summary: sipwarden/echo per round (echo measured just before), MD5, $DURATION s each"
+	awk '
+	$1 == "echo" { e[$2] = $4; es[$2] = $5 }
+	$1 == "sipwarden" && e[$2] > 0 {
+		n[$2]++; q = $4 / e[$2]; v[$2, n[$2]] = q
+		printf "%-8s round %d: sipwarden %7d  echo %7d  ratio %.2f%s\n", $2, n[$2], $4, e[$2], q,
+			(es[$2] > 0 ? "  (echo generator-bound)" : "")
+	}
+	END {
+		for (m in n) {
+			k = n[m]
+			for (i = 1; i <= k; i++) a[i] = v[m, i]
+			for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+			med = (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+			printf "%-8s median of %d rounds: %.2f (min %.2f, max %.2f)\n", m, k, med, a[1], a[k]
+		}
+	}' "$tmp/figures"
 }
 
 if [ "$MODE" = callgrind ]; then
