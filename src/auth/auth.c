@@ -22,6 +22,7 @@
 #include "base/ct.h"
 #include "base/siphash.h"
 #include "base/str.h"
+#include "base/thread.h"
 #include "config/auth_keys.h"
 #include "sip/authhdr.h"
 #include "sip/fields.h"
@@ -310,15 +311,7 @@ static void *reloader_main(void *arg)
 	pthread_setname_np(pthread_self(), "sw-creds");
 	pthread_mutex_lock(&a->rl_mx);
 	while (!a->reloader_stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += RELOADER_POLL_MS / 1000;
-		ts.tv_nsec += (long)(RELOADER_POLL_MS % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&a->rl_cv, &a->rl_mx, &ts);
+		sw_cond_wait_ms(&a->rl_cv, &a->rl_mx, RELOADER_POLL_MS);
 		if (a->reloader_stop)
 			break;
 		pthread_mutex_unlock(&a->rl_mx);

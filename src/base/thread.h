@@ -1,6 +1,8 @@
 #ifndef SW_BASE_THREAD_H
 #define SW_BASE_THREAD_H
 
+#include <pthread.h>
+
 /* Background threads (journal compaction, the guard's database writer, the
  * main thread's housekeeping) share cores with the workers. Put at the
  * kernel's lowest priority (SCHED_IDLE), they run only on CPU time a
@@ -12,5 +14,9 @@
  * new threads inherit the policy. Returns 0 or -errno (the name and the
  * policy are best effort; the caller may log it). */
 int sw_thread_background(const char *name);
+
+/* pthread_cond_timedwait for ms milliseconds from now, on a condition
+ * variable with the default (CLOCK_REALTIME) clock; mu held by the caller. */
+int sw_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, unsigned ms);
 
 #endif

@@ -644,15 +644,7 @@ static void *compact_main(void *arg)
 	sw_thread_background("sw-compact");
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += wait_ms / 1000;
-		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		sw_cond_wait_ms(&s->cv, &s->mu, wait_ms);
 		if (s->stop)
 			break;
 		pthread_mutex_unlock(&s->mu);
