@@ -308,7 +308,7 @@ static void maybe_poll(struct sw_auth *a)
 static void *reloader_main(void *arg)
 {
 	struct sw_auth *a = arg;
-	pthread_setname_np(pthread_self(), "sw-creds");
+	sw_thread_name("sw-creds");
 	pthread_mutex_lock(&a->rl_mx);
 	while (!a->reloader_stop) {
 		sw_cond_wait_ms(&a->rl_cv, &a->rl_mx, RELOADER_POLL_MS);
@@ -317,7 +317,6 @@ static void *reloader_main(void *arg)
 		pthread_mutex_unlock(&a->rl_mx);
 		pthread_mutex_lock(&a->reload_mx);
 		poll_locked(a, false);
-		atomic_store(&a->next_poll_ms, sw_now_ms() + POLL_MS);
 		pthread_mutex_unlock(&a->reload_mx);
 		pthread_mutex_lock(&a->rl_mx);
 	}

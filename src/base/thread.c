@@ -6,16 +6,20 @@
 
 #include "base/thread.h"
 
-int sw_thread_background(const char *name)
+void sw_thread_name(const char *name)
 {
-	char comm[16];
+	char comm[16];   /* the kernel's limit, NUL included */
 	size_t n = strlen(name);
 	if (n >= sizeof(comm))
 		n = sizeof(comm) - 1;
 	memcpy(comm, name, n);
 	comm[n] = '\0';
 	pthread_setname_np(pthread_self(), comm);
+}
 
+int sw_thread_background(const char *name)
+{
+	sw_thread_name(name);
 	struct sched_param sp = { .sched_priority = 0 };
 	return -pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
 }

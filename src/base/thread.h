@@ -15,6 +15,9 @@
  * policy are best effort; the caller may log it). */
 int sw_thread_background(const char *name);
 
+/* Name the calling thread (cut to the kernel's 15 characters). */
+void sw_thread_name(const char *name);
+
 /* pthread_cond_timedwait for ms milliseconds from now, on a condition
  * variable with the default (CLOCK_REALTIME) clock; mu held by the caller. */
 int sw_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, unsigned ms);

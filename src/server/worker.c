@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/lock.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "base/net.h"
 #include "auth/auth.h"
 #include "registrar/registrar.h"
@@ -127,7 +128,7 @@ static void *worker_main(void *arg)
 	struct sw_worker *w = arg;
 	char name[16];
 	snprintf(name, sizeof(name), "sw-worker-%u", w->id);
-	pthread_setname_np(pthread_self(), name);
+	sw_thread_name(name);
 	event_base_dispatch(w->base);
 	/* issue 6: how often this worker found a shared shard lock taken */
 	sw_logf(SW_LOG_INFO, "worker.locks", "worker=%u acquired=%llu contended=%llu", w->id,
