@@ -29,6 +29,7 @@ struct req {
 	bool auth_user_done;          /* auth_user below is filled in */
 	char auth_user[GUARD_NAME_MAX]; /* req_auth_user(), parsed once per request */
 	struct sip_auth_memo auth_memo; /* the field req_auth_user parsed first */
+	size_t copied_at, copied_len; /* the reply's fields copied from the request */
 };
 
 struct sip_out;
@@ -45,6 +46,7 @@ void reply_begin(struct req *r, struct sip_out *o, unsigned status, const char *
 void reply_finish(struct req *r, struct sip_out *o, unsigned status);
 void reply(struct req *r, unsigned status, const char *reason, const char *extra);
 void reply_dest(struct req *r);
+void reply_resend(struct req *r);
 
 /* phase_auth.c: true = go on; false = answered (401/403/…) */
 bool phase_authenticate(struct req *r, bool proxy);

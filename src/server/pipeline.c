@@ -166,14 +166,10 @@ void pipeline_rx(void *ctx, const struct sw_rx *rx)
 	switch (sip_txn_receive(w->txns, &m, &r.dest, sw_now_ms(), &r.txn)) {
 	case SIP_TXN_NEW:
 		break;
-	case SIP_TXN_RETRANSMIT: {
-		size_t len;
-		const char *resp = sip_txn_reply(r.txn, &len);
+	case SIP_TXN_RETRANSMIT:
 		w->retrans_absorbed++;
-		if (resp)
-			worker_send(w, sip_txn_dest(r.txn), resp, len);
+		reply_resend(&r);
 		return;
-	}
 	case SIP_TXN_PENDING:
 	case SIP_TXN_ACK_ABSORBED:
 		w->retrans_absorbed++;

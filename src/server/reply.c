@@ -50,13 +50,21 @@ void req_log(struct req *r, unsigned status)
 
 /* Build the start of a reply up to (and including) our own headers; the
  * caller appends extra headers then calls finish(). */
-void reply_begin(struct req *r, struct sip_out *o, unsigned status, const char *reason)
+static void put_copied(struct req *r, struct sip_out *o, unsigned status)
 {
 	char tag[17] = "";
 	if (status > 100)
 		sip_to_tag(&r->w->srv->tag_key, r->m, tag);
+	r->copied_at = o->len;
+	sip_resp_copied(o, r->m, req_src(r), status, sw_str_c(tag));
+	r->copied_len = o->len - r->copied_at;
+}
+
+void reply_begin(struct req *r, struct sip_out *o, unsigned status, const char *reason)
+{
 	sip_out_init(o, r->w->out, r->w->out_cap);
-	sip_resp_begin(o, r->m, req_src(r), status, reason, sw_str_c(tag));
+	sip_resp_status(o, status, reason);
+	put_copied(r, o, status);
 	sip_out_cstr(o, "Server: ");
 	sip_out_cstr(o, r->w->cfg->server_name);
 	sip_out_cstr(o, "\r\n");
@@ -90,11 +98,39 @@ void reply_finish(struct req *r, struct sip_out *o, unsigned status)
 			sip_txn_forget(r->w->txns, r->txn);
 			r->txn = NULL;
 		} else {
-			sip_txn_respond(r->w->txns, r->txn, o->buf, o->len, status, sw_now_ms());
+			sip_txn_respond_copied(r->w->txns, r->txn, o->buf, o->len, status, sw_now_ms(),
+					       r->copied_at, r->copied_len);
 		}
 	}
 	worker_send(r->w, &r->dest, o->buf, o->len);
 	req_log(r, status);
+}
+
+/* A retransmission of a request already answered: the stored reply, with
+ * the fields copied from the request put back when the transaction kept
+ * it without them (sip_txn_respond_copied). They are rebuilt from this
+ * retransmission, which carries the same Via/From/To/Call-ID/CSeq as the
+ * original (RFC 3261 §17.1.2.2 resends the same request), and the To tag
+ * is a keyed hash of those: the bytes that went out the first time. */
+void reply_resend(struct req *r)
+{
+	struct sw_worker *w = r->w;
+	size_t len;
+	const char *stored = sip_txn_reply(w->txns, r->txn, &len);
+	size_t hole = sip_txn_reply_hole(r->txn);
+	if (!stored)
+		return;
+	if (!hole) {
+		worker_send(w, sip_txn_dest(r->txn), stored, len);
+		return;
+	}
+	struct sip_out o;
+	sip_out_init(&o, w->out, w->out_cap);
+	sip_out_put(&o, stored, hole);
+	put_copied(r, &o, sip_txn_status(r->txn));
+	sip_out_put(&o, stored + hole, len - hole);
+	if (!o.overflow && r->copied_len)
+		worker_send(w, sip_txn_dest(r->txn), o.buf, o.len);
 }
 
 void reply(struct req *r, unsigned status, const char *reason, const char *extra)

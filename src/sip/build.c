@@ -384,19 +384,8 @@ static void put_hdr(struct sip_out *o, const char *name, struct sw_str value)
 	sip_out_put(o, "\r\n", 2);
 }
 
-int sip_resp_begin(struct sip_out *o, const struct sip_msg *req, const struct sockaddr *src,
-		   unsigned status, const char *reason, struct sw_str to_tag)
+void sip_resp_status(struct sip_out *o, unsigned status, const char *reason)
 {
-	if (status < 100 || status > 699 || !req->replyable)
-		return -EINVAL;
-	const struct sip_hdr *from = first_hdr(req, SIP_H_FROM);
-	const struct sip_hdr *to = first_hdr(req, SIP_H_TO);
-	const struct sip_hdr *cid = first_hdr(req, SIP_H_CALL_ID);
-	const struct sip_hdr *cseq = first_hdr(req, SIP_H_CSEQ);
-	const struct sip_hdr *via = first_hdr(req, SIP_H_VIA);
-	if (!from || !to || !cid || !cseq || !via)
-		return -EINVAL;
-
 	sip_out_cstr(o, "SIP/2.0 ");
 	sip_out_u64(o, status);
 	sip_out_put(o, " ", 1);
@@ -404,6 +393,25 @@ int sip_resp_begin(struct sip_out *o, const struct sip_msg *req, const struct so
 	 * end the status line early (RFC 3261 §25.1 Reason-Phrase). */
 	put_unfolded(o, sw_str_c(reason ? reason : sip_reason_phrase(status)));
 	sip_out_put(o, "\r\n", 2);
+}
+
+/* The request has every field a reply copies (RFC 3261 §8.2.6.2). */
+static bool copyable(const struct sip_msg *req)
+{
+	return req->replyable && first_hdr(req, SIP_H_FROM) && first_hdr(req, SIP_H_TO) &&
+	       first_hdr(req, SIP_H_CALL_ID) && first_hdr(req, SIP_H_CSEQ) && first_hdr(req, SIP_H_VIA);
+}
+
+int sip_resp_copied(struct sip_out *o, const struct sip_msg *req, const struct sockaddr *src,
+		    unsigned status, struct sw_str to_tag)
+{
+	if (!copyable(req))
+		return -EINVAL;
+	const struct sip_hdr *from = first_hdr(req, SIP_H_FROM);
+	const struct sip_hdr *to = first_hdr(req, SIP_H_TO);
+	const struct sip_hdr *cid = first_hdr(req, SIP_H_CALL_ID);
+	const struct sip_hdr *cseq = first_hdr(req, SIP_H_CSEQ);
+	const struct sip_hdr *via = first_hdr(req, SIP_H_VIA);
 
 	/* RFC 3261 §8.2.6.2: Via fields in the same order, the top one
 	 * amended per §18.2.1 / RFC 3581 */
@@ -430,6 +438,15 @@ int sip_resp_begin(struct sip_out *o, const struct sip_msg *req, const struct so
 	put_hdr(o, "Call-ID: ", cid->value);
 	put_hdr(o, "CSeq: ", cseq->value);
 	return o->overflow ? -ENOSPC : 0;
+}
+
+int sip_resp_begin(struct sip_out *o, const struct sip_msg *req, const struct sockaddr *src,
+		   unsigned status, const char *reason, struct sw_str to_tag)
+{
+	if (status < 100 || status > 699 || !copyable(req))
+		return -EINVAL;
+	sip_resp_status(o, status, reason);
+	return sip_resp_copied(o, req, src, status, to_tag);
 }
 
 int sip_resp_verbatim(struct sip_out *o, const struct sip_msg *req, unsigned status,

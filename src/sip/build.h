@@ -22,6 +22,13 @@ const char *sip_reason_phrase(unsigned status);
  * and to_tag is non-empty), Call-ID, CSeq. reason NULL = standard phrase. */
 int sip_resp_begin(struct sip_out *o, const struct sip_msg *req, const struct sockaddr *src,
 		   unsigned status, const char *reason, struct sw_str to_tag);
+/* The two parts of sip_resp_begin: the status line, then the fields
+ * copied from the request (Via..CSeq as above). A reply is the same bytes
+ * whenever the same request (a retransmission) comes from the same source,
+ * so a transaction may keep a reply without this part and rebuild it. */
+void sip_resp_status(struct sip_out *o, unsigned status, const char *reason);
+int sip_resp_copied(struct sip_out *o, const struct sip_msg *req, const struct sockaddr *src,
+		    unsigned status, struct sw_str to_tag);
 /* For a request whose Via/From/To/Call-ID/CSeq did not all parse
  * (msg->replyable false) but that has a Via: status line and verbatim
  * copies of those fields, so the sender still learns why (RFC 4475 asks

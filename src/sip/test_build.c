@@ -440,12 +440,49 @@ static void test_to_tag(void **state)
 	assert_string_not_equal(t1, t2);
 }
 
+/* sip_resp_begin is the status line followed by sip_resp_copied, and the
+ * copied part of a retransmission (the same text parsed again, from the
+ * same source) is the same bytes: what a transaction relies on when it
+ * keeps a reply without them. */
+static void test_resp_parts(void **state)
+{
+	(void)state;
+	static const char text[] = REQ_HEAD
+		"Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds;rport\r\n"
+		"v: SIP/2.0/TCP p1.example.com;branch=z9hG4bKp1, SIP/2.0/UDP p2.example.com\r\n" REQ_TAIL;
+	struct sockaddr_storage src;
+	sa4(&src, "192.0.2.4", 5070);
+	for (unsigned status = 100; status <= 200; status += 100) {
+		struct tmsg t1, t2;
+		char a[2048], b[2048];
+		struct sip_out oa, ob;
+		tmsg_parse(&t1, text);
+		sip_out_init(&oa, a, sizeof(a));
+		assert_int_equal(sip_resp_begin(&oa, &t1.m, (struct sockaddr *)&src, status, NULL,
+						sw_str_c("t0")), 0);
+		tmsg_parse(&t2, text);
+		sip_out_init(&ob, b, sizeof(b));
+		sip_resp_status(&ob, status, NULL);
+		size_t at = ob.len;
+		assert_int_equal(sip_resp_copied(&ob, &t2.m, (struct sockaddr *)&src, status,
+						 sw_str_c("t0")), 0);
+		assert_int_equal(oa.len, ob.len);
+		assert_memory_equal(a, b, oa.len);
+		assert_memory_equal(b, status == 100 ? "SIP/2.0 100 Trying\r\nVia: " : "SIP/2.0 200 OK\r\nVia: ",
+				    at + 5);
+		b[ob.len] = '\0';
+		assert_non_null(strstr(b, "received=192.0.2.4;rport=5070"));
+		assert_int_equal(strstr(b, ";tag=t0") != NULL, status > 100);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_out_overflow),
 		cmocka_unit_test(test_reason_phrases),
 		cmocka_unit_test(test_resp_basic_tag_added),
+		cmocka_unit_test(test_resp_parts),
 		cmocka_unit_test(test_resp_tag_rules),
 		cmocka_unit_test(test_resp_rport),
 		cmocka_unit_test(test_resp_received_only),

@@ -171,7 +171,7 @@ static void test_invite_unreliable_g_h(void **state)
 	assert_int_equal(sip_txn_count(t), 1);
 	assert_int_equal(sip_txn_dest(x)->reliable, false);
 	size_t len;
-	assert_null(sip_txn_reply(x, &len));
+	assert_null(sip_txn_reply(t, x, &len));
 	assert_int_equal(len, 0);
 	/* retransmission before any reply: absorbed */
 	assert_int_equal(sip_txn_receive(t, &m.m, &d, 10, &y), SIP_TXN_PENDING);
@@ -181,16 +181,16 @@ static void test_invite_unreliable_g_h(void **state)
 	assert_int_equal(sip_txn_state(x), SIP_TXN_PROCEEDING);
 	assert_int_equal(sip_txn_receive(t, &m.m, &d, 30, &y), SIP_TXN_RETRANSMIT);
 	assert_ptr_equal(x, y);
-	assert_memory_equal(sip_txn_reply(y, &len), "SIP/2.0 100", 11);
+	assert_memory_equal(sip_txn_reply(t, y, &len), "SIP/2.0 100", 11);
 	respond(t, x, "SIP/2.0 180 Ringing\r\n\r\n", 180, 40);
-	assert_memory_equal(sip_txn_reply(x, &len), "SIP/2.0 180", 11);
+	assert_memory_equal(sip_txn_reply(t, x, &len), "SIP/2.0 180", 11);
 
 	/* final non-2xx at t=1000: Completed, Timer G from T1 doubling to T2, H = 64*T1 */
 	respond(t, x, "SIP/2.0 486 Busy Here\r\n\r\n", 486, 1000);
 	assert_int_equal(sip_txn_state(x), SIP_TXN_COMPLETED);
 	assert_int_equal(sip_txn_respond(t, x, "X", 1, 500, 1000), -EALREADY);
 	assert_int_equal(sip_txn_receive(t, &m.m, &d, 1001, &y), SIP_TXN_RETRANSMIT);
-	assert_memory_equal(sip_txn_reply(y, &len), "SIP/2.0 486", 11);
+	assert_memory_equal(sip_txn_reply(t, y, &len), "SIP/2.0 486", 11);
 
 	assert_int_equal(tick(t, 1000, &s), T1);
 	assert_int_equal(s.n, 0);
@@ -329,11 +329,11 @@ static void test_non_invite_unreliable_j(void **state)
 	respond(t, x, "SIP/2.0 100 Trying\r\n\r\n", 100, 200);
 	assert_int_equal(sip_txn_state(x), SIP_TXN_PROCEEDING);
 	assert_int_equal(sip_txn_receive(t, &m.m, &d, 300, &y), SIP_TXN_RETRANSMIT);
-	assert_memory_equal(sip_txn_reply(y, &len), "SIP/2.0 100", 11);
+	assert_memory_equal(sip_txn_reply(t, y, &len), "SIP/2.0 100", 11);
 	respond(t, x, "SIP/2.0 401 Unauthorized\r\n\r\n", 401, 1000);
 	assert_int_equal(sip_txn_state(x), SIP_TXN_COMPLETED);
 	assert_int_equal(sip_txn_receive(t, &m.m, &d, 2000, &y), SIP_TXN_RETRANSMIT);
-	assert_memory_equal(sip_txn_reply(y, &len), "SIP/2.0 401", 11);
+	assert_memory_equal(sip_txn_reply(t, y, &len), "SIP/2.0 401", 11);
 	/* Timer J = 64*T1 from the final; no retransmission timer */
 	assert_int_equal(tick(t, 2000, &s), 1000 + 64 * T1 - 2000);
 	tick(t, 1000 + 64 * T1 - 1, &s);
@@ -641,17 +641,17 @@ static void test_large_reply(void **state)
 	assert_int_equal(sip_txn_respond(t, x, big, 0, 183, 0), -EINVAL);
 	assert_int_equal(sip_txn_respond(t, x, big, 5000, 183, 0), 0);
 	assert_int_equal(sip_txn_receive(t, &m.m, &d, 1, &y), SIP_TXN_RETRANSMIT);
-	const char *r = sip_txn_reply(y, &len);
+	const char *r = sip_txn_reply(t, y, &len);
 	assert_int_equal(len, 5000);
 	assert_memory_equal(r, big, 5000);
 	/* a bigger one replaces it, then an inline one */
 	big[11] = 'X';
 	assert_int_equal(sip_txn_respond(t, x, big, 65536, 183, 2), 0);
-	r = sip_txn_reply(x, &len);
+	r = sip_txn_reply(t, x, &len);
 	assert_int_equal(len, 65536);
 	assert_memory_equal(r, big, 65536);
 	assert_int_equal(sip_txn_respond(t, x, "SIP/2.0 180 Ringing\r\n\r\n", 23, 180, 3), 0);
-	assert_memory_equal(sip_txn_reply(x, &len), "SIP/2.0 180", 11);
+	assert_memory_equal(sip_txn_reply(t, x, &len), "SIP/2.0 180", 11);
 	big[8] = '5';
 	assert_int_equal(sip_txn_respond(t, x, big, 3000, 500, 4), 0);
 	tick(t, 4 + T1, &s);
@@ -964,12 +964,12 @@ static void test_reply_budget(void **state)
 		enum sip_txn_match r = sip_txn_receive(t, &m.m, &d, 1, &y);
 		if ((unsigned)i < kept) {
 			assert_int_equal(r, SIP_TXN_RETRANSMIT);
-			const char *rp = sip_txn_reply(y, &len);
+			const char *rp = sip_txn_reply(t, y, &len);
 			assert_int_equal(len, sizeof(reply));
 			assert_int_equal(rp[30], 'A' + i % 26);
 		} else {
 			assert_int_equal(r, SIP_TXN_PENDING);
-			assert_null(sip_txn_reply(y, &len));
+			assert_null(sip_txn_reply(t, y, &len));
 		}
 	}
 	/* Timer J ends them all; the memory goes back to the budget */
@@ -1014,7 +1014,7 @@ static void test_reply_slab_churn(void **state)
 			int rc = sip_txn_respond(t, x, reply, sz - (size_t)(i % 7), 200, now);
 			assert_true(rc == 0 || rc == -ENOBUFS);
 			if (rc == 0) {
-				const char *r = sip_txn_reply(x, &len);
+				const char *r = sip_txn_reply(t, x, &len);
 				assert_int_equal(len, sz - (size_t)(i % 7));
 				assert_int_equal(r[0], 'a' + i % 26);
 			}
@@ -1076,7 +1076,7 @@ static void test_reply_arena_then_malloc(void **state)
 			mkreq(&m, "OPTIONS", br, "h", "ar", NULL, 1);
 			if (sip_txn_receive(t, &m.m, &d, now + 1, &x) != SIP_TXN_RETRANSMIT)
 				continue;
-			const char *r = sip_txn_reply(x, &len);
+			const char *r = sip_txn_reply(t, x, &len);
 			assert_int_equal(len, sizeof(reply));
 			assert_int_equal(r[5], 'a' + i % 26);
 		}
@@ -1118,7 +1118,7 @@ static void test_scale(void **state)
 		snprintf(br, sizeof(br), "z9hG4bK%u.%d", (unsigned)i * 2654435761u, i);
 		mkreq(&m, "REGISTER", br, "10.0.0.1:5060", "s", NULL, 1);
 		assert_int_equal(sip_txn_receive(t, &m.m, &d, 1, &y), SIP_TXN_RETRANSMIT);
-		const char *r = sip_txn_reply(y, &len);
+		const char *r = sip_txn_reply(t, y, &len);
 		int n = snprintf(rep, sizeof(rep), "SIP/2.0 200 OK\r\nX: %d\r\n\r\n", i);
 		assert_int_equal(len, (size_t)n);
 		assert_memory_equal(r, rep, len);
@@ -1131,6 +1131,72 @@ static void test_scale(void **state)
 	assert_int_equal(st.touched, N);
 	/* ~30-byte replies in the 64-byte class: N * 64 rounded to chunks */
 	assert_true(st.reply_bytes <= ((size_t)N * 64 / 65536 + 1) * 65536);
+	sip_txn_table_free(t);
+}
+
+/* A non-INVITE reply kept without the fields copied from the request: the
+ * stored bytes are the rest, the hole says where they go, and the reply
+ * memory holds only the rest. An INVITE keeps its reply whole (Timer G
+ * resends it with no request), and so does a hole that does not fit. */
+static void test_reply_without_copied_fields(void **state)
+{
+	(void)state;
+	struct sip_txn_table *t = mktable(8);
+	struct sip_txn_dest d = dest(false);
+	struct tmsg m;
+	struct sip_txn *x, *y;
+	struct sent s = { 0 };
+	size_t len;
+	const char head[] = "SIP/2.0 200 OK\r\n";
+	char copied[600], rest[200], full[1024];
+	memset(copied, 'c', sizeof(copied));
+	memcpy(copied + sizeof(copied) - 2, "\r\n", 2);
+	snprintf(rest, sizeof(rest), "Contact: <sip:a@192.0.2.9>;expires=3600\r\nContent-Length: 0\r\n\r\n");
+	int n = snprintf(full, sizeof(full), "%s%.*s%s", head, (int)sizeof(copied), copied, rest);
+	size_t hole = strlen(head), gap = sizeof(copied);
+
+	mkreq(&m, "REGISTER", "z9hG4bKreg1", "pc.example.com", "r1@h", NULL, 1);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 0, &x), SIP_TXN_NEW);
+	assert_int_equal(sip_txn_respond_copied(t, x, full, (size_t)n, 200, 10, hole, gap), 0);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 20, &y), SIP_TXN_RETRANSMIT);
+	assert_ptr_equal(x, y);
+	const char *r = sip_txn_reply(t, y, &len);
+	assert_int_equal(len, strlen(head) + strlen(rest));
+	assert_int_equal(sip_txn_reply_hole(y), hole);
+	assert_int_equal(sip_txn_status(y), 200);
+	assert_memory_equal(r, head, strlen(head));
+	assert_memory_equal(r + hole, rest, strlen(rest));
+	struct sip_txn_stats st;
+	sip_txn_get_stats(t, &st);
+	assert_int_equal(st.reply_bytes, 65536);   /* one chunk of the 128-byte class */
+
+	/* a provisional then the final: the block is reused or replaced */
+	mkreq(&m, "OPTIONS", "z9hG4bKopt1", "pc.example.com", "o1@h", NULL, 1);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 0, &x), SIP_TXN_NEW);
+	assert_int_equal(sip_txn_respond_copied(t, x, full, (size_t)n, 100, 10, hole, gap), 0);
+	assert_int_equal(sip_txn_respond(t, x, full, (size_t)n, 200, 11), 0);
+	r = sip_txn_reply(t, x, &len);
+	assert_int_equal(len, (size_t)n);
+	assert_int_equal(sip_txn_reply_hole(x), 0);
+	assert_memory_equal(r, full, (size_t)n);
+
+	/* a hole past the end, or all of the reply: kept whole */
+	mkreq(&m, "OPTIONS", "z9hG4bKopt2", "pc.example.com", "o2@h", NULL, 1);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 0, &x), SIP_TXN_NEW);
+	assert_int_equal(sip_txn_respond_copied(t, x, full, (size_t)n, 200, 10, hole, (size_t)n), 0);
+	assert_int_equal(sip_txn_reply_hole(x), 0);
+	assert_int_equal(sip_txn_reply(t, x, &len) != NULL && len == (size_t)n, true);
+
+	/* INVITE: whole, and Timer G resends all of it */
+	mkreq(&m, "INVITE", "z9hG4bKinv9", "pc.example.com", "i9@h", NULL, 1);
+	assert_int_equal(sip_txn_receive(t, &m.m, &d, 0, &x), SIP_TXN_NEW);
+	memcpy(full + 8, "486", 3);
+	assert_int_equal(sip_txn_respond_copied(t, x, full, (size_t)n, 486, 0, hole, gap), 0);
+	assert_int_equal(sip_txn_reply_hole(x), 0);
+	tick(t, T1, &s);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.len, (size_t)n);
+	assert_memory_equal(s.last, full, sizeof(s.last));
 	sip_txn_table_free(t);
 }
 
@@ -1158,6 +1224,7 @@ int main(void)
 		cmocka_unit_test(test_tick_bounded),
 		cmocka_unit_test(test_compact_entry_and_dest),
 		cmocka_unit_test(test_forget),
+		cmocka_unit_test(test_reply_without_copied_fields),
 		cmocka_unit_test(test_reply_budget),
 		cmocka_unit_test(test_reply_arena_then_malloc),
 		cmocka_unit_test(test_reply_slab_churn),

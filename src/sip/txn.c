@@ -6,7 +6,8 @@
  * Timer J = 64*T1 (32 s), so at 30k REGISTER/s a table holds ~1M entries:
  * the entry keeps only what matching and the timers need, and the stored
  * reply lives in a size-classed slab allocated on demand under a byte
- * budget (sip_txn_set_reply_memory).
+ * budget (sip_txn_set_reply_memory), for non-INVITE transactions without
+ * the fields the TU copies from the request (sip_txn_respond_copied).
  *
  * Matching (§17.2.3) compares a 128-bit keyed hash of the serialized key
  * (branch, sent-by, method; or the RFC 2543 fields) plus its length, not a
@@ -71,7 +72,8 @@ struct sip_txn {
 	uint64_t g_at;          /* Timer G (INVITE, unreliable, Completed) */
 	uint64_t req_tag;       /* the request's To tag (RFC 2543): 0 = none */
 	uint64_t resp_tag;      /* the To tag we answered with (ACK, §17.2.3) */
-	char *reply;            /* in a slab block (reply_ref), or NULL */
+	uint32_t hole;          /* the reply's copied fields go here, 0 = none */
+	uint32_t spare;         /* unused (keeps two cache lines) */
 	uint32_t klen;          /* full serialized key length */
 	uint32_t next;          /* free / zombie list */
 	uint32_t tnext;         /* timer wheel slot list (F_TIMED) */
@@ -741,8 +743,8 @@ static void reclaim(struct sip_txn_table *t)
 		if (x->reply_ref != REF_NONE)
 			slab_free(t, x->reply_ref);
 		x->reply_ref = REF_NONE;
-		x->reply = NULL;
 		x->reply_len = 0;
+		x->hole = 0;
 		x->flags = 0;
 		x->next = t->free_head;
 		t->free_head = (uint32_t)(x - t->e);
@@ -874,8 +876,8 @@ static struct sip_txn *txn_new(struct sip_txn_table *t, const struct tkey *k, bo
 	x->state = (x->flags & F_INVITE) ? SIP_TXN_PROCEEDING : SIP_TXN_TRYING;
 	x->last_status = 0;
 	x->reply_ref = REF_NONE;
-	x->reply = NULL;
 	x->reply_len = 0;
+	x->hole = 0;
 	x->g_ivl = 0;
 	x->g_at = NEVER;
 	/* never answered: dropped after 64*T1, when any client gave up
@@ -1027,33 +1029,36 @@ static struct sw_str reply_to_tag(const char *r, size_t len)
 	return SW_STR_NULL;
 }
 
-/* Replace the stored reply. When the reply budget is spent the old reply
- * is dropped and -ENOBUFS returned; the state machine still moves. */
-static int store_reply(struct sip_txn_table *t, struct sip_txn *x, const char *resp, size_t len)
+/* Replace the stored reply: resp without the bytes [hole, hole + gap)
+ * (gap 0 = all of it). When the reply budget is spent the old reply is
+ * dropped and -ENOBUFS returned; the state machine still moves. */
+static int store_reply(struct sip_txn_table *t, struct sip_txn *x, const char *resp, size_t len,
+		       size_t hole, size_t gap)
 {
+	size_t keep = len - gap;
 	uint32_t old = x->reply_ref;
-	if (old != REF_NONE && class_of(len) != CLASS_BIG && class_of(len) == class_of(x->reply_len)) {
-		memmove(x->reply, resp, len);
-		x->reply_len = (uint32_t)len;
-		return 0;
+	if (old == REF_NONE || class_of(keep) == CLASS_BIG || class_of(keep) != class_of(x->reply_len)) {
+		if (old != REF_NONE)
+			slab_free(t, old);
+		x->reply_len = 0;
+		x->hole = 0;
+		x->reply_ref = slab_alloc(t, keep);
+		if (x->reply_ref == REF_NONE) {
+			t->rfail++;
+			return -ENOBUFS;
+		}
 	}
-	if (old != REF_NONE)
-		slab_free(t, old);
-	x->reply_len = 0;
-	x->reply = NULL;
-	x->reply_ref = slab_alloc(t, len);
-	if (x->reply_ref == REF_NONE) {
-		t->rfail++;
-		return -ENOBUFS;
-	}
-	x->reply = ref_ptr(t, x->reply_ref);
-	memcpy(x->reply, resp, len);
-	x->reply_len = (uint32_t)len;
+	char *p = ref_ptr(t, x->reply_ref);
+	memmove(p, resp, gap ? hole : len);
+	if (gap)
+		memmove(p + hole, resp + hole + gap, len - hole - gap);
+	x->reply_len = (uint32_t)keep;
+	x->hole = gap ? (uint32_t)hole : 0;
 	return 0;
 }
 
-int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
-		    size_t len, unsigned status, uint64_t now_ms)
+static int respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp, size_t len,
+		   unsigned status, uint64_t now_ms, size_t hole, size_t gap)
 {
 	if (!x || !(x->flags & F_USED) || (x->flags & F_ZOMBIE) || status < 100 || status > 699 || (!resp && len))
 		return -EINVAL;
@@ -1061,7 +1066,10 @@ int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp
 		return -EALREADY; /* a final was sent already */
 	if (len == 0 || len > REPLY_MAX)
 		return len ? -EMSGSIZE : -EINVAL;
-	int rc = store_reply(t, x, resp, len);
+	/* Timer G resends an INVITE's final with no request at hand: whole */
+	if (gap && (hole == 0 || hole + gap > len || gap == len || (x->flags & F_INVITE)))
+		gap = 0;
+	int rc = store_reply(t, x, resp, len, hole, gap);
 	x->last_status = (uint16_t)status;
 	if (!(x->flags & F_COOKIE) && !x->req_tag)
 		x->resp_tag = tag_hash(t, reply_to_tag(resp, len));
@@ -1096,6 +1104,18 @@ int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp
 	return rc;
 }
 
+int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
+		    size_t len, unsigned status, uint64_t now_ms)
+{
+	return respond(t, x, resp, len, status, now_ms, 0, 0);
+}
+
+int sip_txn_respond_copied(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
+			   size_t len, unsigned status, uint64_t now_ms, size_t hole, size_t gap)
+{
+	return respond(t, x, resp, len, status, now_ms, hole, gap);
+}
+
 int sip_txn_forget(struct sip_txn_table *t, struct sip_txn *x)
 {
 	if (!x || !(x->flags & F_USED) || (x->flags & F_ZOMBIE) || (x->flags & F_INVITE))
@@ -1106,12 +1126,22 @@ int sip_txn_forget(struct sip_txn_table *t, struct sip_txn *x)
 	return 0;
 }
 
-const char *sip_txn_reply(const struct sip_txn *x, size_t *len)
+const char *sip_txn_reply(const struct sip_txn_table *t, const struct sip_txn *x, size_t *len)
 {
 	*len = x->reply_len;
 	if (!x->reply_len)
 		return NULL;
-	return x->reply;
+	return ref_ptr(t, x->reply_ref);
+}
+
+size_t sip_txn_reply_hole(const struct sip_txn *x)
+{
+	return x->hole;
+}
+
+unsigned sip_txn_status(const struct sip_txn *x)
+{
+	return x->last_status;
 }
 
 void sip_txn_dest_get(const struct sip_txn *x, struct sip_txn_dest *out)
@@ -1171,7 +1201,7 @@ static void fire(struct sip_txn_table *t, struct sip_txn *x, uint64_t now_ms,
 	if (send && x->reply_len) {
 		struct sip_txn_dest d;
 		dest_get(x, &d);
-		send(ctx, &d, x->reply, x->reply_len);
+		send(ctx, &d, ref_ptr(t, x->reply_ref), x->reply_len);
 	}
 	uint32_t ivl = x->g_ivl * 2;
 	x->g_ivl = ivl < t->tm.t2_ms ? ivl : t->tm.t2_ms;

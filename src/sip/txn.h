@@ -34,6 +34,14 @@ struct sip_txn *sip_txn_find_cancelled(struct sip_txn_table *t, const struct sip
 int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
 		    size_t len, unsigned status, uint64_t now_ms);
 
+/* sip_txn_respond for a reply whose bytes [hole, hole + gap) are the
+ * fields copied from the request (sip_resp_copied): a non-INVITE
+ * transaction keeps the reply without them (about half of a REGISTER's
+ * 200, held 32 s for Timer J) and the TU puts them back from the
+ * retransmission it answers (sip_txn_reply_hole). An INVITE keeps the
+ * whole reply: Timer G resends it with no request at hand. */
+int sip_txn_respond_copied(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
+			   size_t len, unsigned status, uint64_t now_ms, size_t hole, size_t gap);
 /* End a non-INVITE transaction whose final response the caller sends
  * statelessly (RFC 3261 §8.2.7: a challenge to a request that carried no
  * credentials): nothing is kept, so a retransmission of the request is
@@ -48,8 +56,11 @@ int sip_txn_forget(struct sip_txn_table *t, struct sip_txn *x);
 void sip_txn_set_reply_memory(struct sip_txn_table *t, size_t bytes);
 void sip_txn_get_stats(const struct sip_txn_table *t, struct sip_txn_stats *s);
 
-/* The last reply stored, for retransmission. */
-const char *sip_txn_reply(const struct sip_txn *x, size_t *len);
+/* The last reply stored, for retransmission, and where the request's
+ * copied fields go into it (0: nowhere, the reply is whole); its status. */
+const char *sip_txn_reply(const struct sip_txn_table *t, const struct sip_txn *x, size_t *len);
+size_t sip_txn_reply_hole(const struct sip_txn *x);
+unsigned sip_txn_status(const struct sip_txn *x);
 /* Entries keep the destination compacted: sip_txn_dest() rebuilds it in a
  * per-thread buffer valid until the next call; sip_txn_dest_get() into *out. */
 const struct sip_txn_dest *sip_txn_dest(const struct sip_txn *x);

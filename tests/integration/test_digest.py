@@ -243,6 +243,36 @@ def test_retransmission_is_not_a_replay(srv):
     assert not [e for e in auth_events(srv, mark) if e.get("reason") == "nc-replay"]
 
 
+def test_retransmissions_get_the_same_bytes(srv):
+    """A transaction keeps a non-INVITE reply without the fields copied
+    from the request and rebuilds them from the retransmission: the copy
+    of a wrong-password REGISTER (a stateful 401, nonce in it) and of a
+    good one (200) must come back byte for byte, also with two Via rows,
+    a compact-form Via and a folded From."""
+    with ua_for(srv, "alice") as ua:
+        ua.challenge()
+        aor = "sip:alice@%s" % REALM
+        got = []
+        for cseq, password in ((30, "not-alices-password"), (31, None)):
+            data = sipwire.build_request(
+                "REGISTER", ua.ruri, via_host=ua.peer.via_host, via_port=ua.peer.port,
+                to="<%s>" % aor, from_="Alice\r\n <%s>;tag=rb" % aor, call_id=ua.call_id,
+                cseq=cseq, contacts=["<sip:alice@127.0.0.1:%d>" % ua.peer.port],
+                expires=300, extra=[ua.auth_line(password)])
+            head, rest = data.split(b"\r\n", 2)[:2], data.split(b"\r\n", 2)[2]
+            data = b"\r\n".join(head) + b"\r\nv: SIP/2.0/UDP 192.0.2.7:5080;branch=z9hG4bKlower\r\n" + rest
+            ua.peer.send(data, srv.addr)
+            first = ua.peer.wait_final(2)
+            ua.peer.send(data, srv.addr)
+            second = ua.peer.wait_final(2)
+            assert first is not None and second is not None, (cseq, first)
+            assert first.raw == second.raw, "retransmission answered differently:\n%r\n%r" % (
+                first.raw, second.raw)
+            got.append(first.status)
+        remember(ua)
+    assert got == [401, 200], got
+
+
 def test_challenge_without_credentials_is_stateless(srv):
     """RFC 3261 §8.2.7: a request without credentials is challenged
     statelessly, so unauthenticated floods leave no transaction state. The
