@@ -63,6 +63,8 @@ struct sw_worker {
 
 	/* counters (read by metrics later; written only by this worker) */
 	uint64_t rx_msgs, rx_bad, tx_msgs, retrans_absorbed;
+	uint64_t nomem_told;               /* replies not kept, as of the last warning */
+	uint64_t nomem_warn_ms;            /* when that warning was logged */
 
 	struct sw_pxw *px;                 /* issue 4: proxy contexts, client txns, hand-off */
 };

@@ -49,6 +49,22 @@ static void arm_tick(struct sw_worker *w, uint64_t delay_ms)
 	evtimer_add(w->tick_ev, &tv);
 }
 
+/* Replies the transaction table could not keep ([limits] txn_memory
+ * spent): their retransmissions are absorbed unanswered, so the client
+ * times out. Told at most once a minute, with the count since. */
+static void warn_reply_memory(struct sw_worker *w, uint64_t now)
+{
+	struct sip_txn_stats st;
+	sip_txn_get_stats(w->txns, &st);
+	if (st.reply_nomem == w->nomem_told || (w->nomem_warn_ms && now - w->nomem_warn_ms < 60000))
+		return;
+	sw_logf(SW_LOG_WARN, "txn.reply_memory_spent",
+		"worker=%u not_kept=%llu budget=%zu hint=\"raise [limits] txn_memory: retransmissions of these requests go unanswered\"",
+		w->id, (unsigned long long)(st.reply_nomem - w->nomem_told), st.reply_budget);
+	w->nomem_told = st.reply_nomem;
+	w->nomem_warn_ms = now;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sw_worker *w = arg;
@@ -59,6 +75,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (pnext < next)
 		next = pnext;
 	sw_tp_flush(w->tp);
+	warn_reply_memory(w, now);
 	arm_tick(w, next);
 }
 

@@ -82,6 +82,17 @@ def add_user(srv, user, password):
     assert rc == 0, out
 
 
+def wait_loaded(srv, user, password, timeout=5.0):
+    """The running server re-reads credentials.db on its own thread (every
+    0.1 s): wait until `user` can register (from an address no test uses),
+    so a test about something else does not race that reload."""
+    def registers():
+        r = register_auth(p, srv, user, password)
+        return r is not None and r.status == 200
+    with sipwire.UdpPeer("127.0.0.250") as p:
+        assert wait_for(registers, timeout), "%s never became known" % user
+
+
 def banned(srv):
     rc, out = cli(srv, "ban", "list")
     assert rc == 0, out
@@ -324,6 +335,7 @@ def test_nat_group_not_limited(make_server):
     users = ["40%02d" % i for i in range(60)]
     for u in users:
         add_user(srv, u, STRONG)
+    wait_loaded(srv, users[-1], STRONG)
     bad = []
     with sipwire.UdpPeer("127.0.0.8") as p:
         for rnd in range(2):

@@ -382,3 +382,37 @@ def test_second_instance_on_the_same_port_refuses(make_server):
     with sipwire.UdpPeer() as peer:
         r = peer.request(first.addr, "OPTIONS", "sip:%s:%d" % first.addr, timeout=2)
         assert r is not None and r.status == 200
+
+
+def test_reply_memory_spent_is_told(make_server, ua):
+    """[limits] txn_memory bounds the replies kept for retransmissions:
+    once spent, requests are still answered, a retransmission of one whose
+    reply was not kept goes unanswered, and the operator is told why
+    (txn.reply_memory_spent, at most once a minute)."""
+    srv = make_server(workers=1, extra="\n[limits]\ntxn_memory = 1M\n[guard]\ntrusted = 127.0.0.0/8\n")
+    sent = []
+    for i in range(9000):          # ~1.6 MB of replies at ~180 bytes each
+        data = sipwire.build_request(
+            "REGISTER", "sip:" + DOMAIN, via_host=ua.host, via_port=ua.port,
+            to="<%s>" % aor("m%d" % i), contacts=["<sip:m%d@127.0.0.1:5999>" % i],
+            expires=600)
+        ua.send(data, srv.addr)
+        sent.append(data)
+        if i % 200 == 199:          # let the server keep up: no drops
+            while ua.recv(0.05):
+                pass
+    while ua.recv(0.3):
+        pass
+    deadline = time.monotonic() + 5
+    while "txn.reply_memory_spent" not in srv.log_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "txn.reply_memory_spent" in srv.log_text(), srv.log_tail()
+    # the first request's reply was kept, the last one's was not
+    ua.send(sent[0], srv.addr)
+    first = ua.recv(2.0)
+    assert first and sipwire.parse_message(first[0]).status == 200
+    ua.send(sent[-1], srv.addr)
+    assert ua.recv(1.0) is None, "a reply that did not fit was resent"
+    # new requests are still answered
+    r = register(ua, srv, "late", ["<sip:late@127.0.0.1:5999>"], expires=600)
+    assert r is not None and r.status == 200, r
