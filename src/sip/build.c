@@ -22,29 +22,6 @@ void sip_out_init(struct sip_out *o, char *buf, size_t cap)
 	o->overflow = false;
 }
 
-void sip_out_put(struct sip_out *o, const char *p, size_t n)
-{
-	if (o->overflow)
-		return;
-	if (n > o->cap - o->len) {
-		o->overflow = true;
-		return;
-	}
-	if (n)
-		memcpy(o->buf + o->len, p, n);
-	o->len += n;
-}
-
-void sip_out_str(struct sip_out *o, struct sw_str s)
-{
-	sip_out_put(o, s.p, s.len);
-}
-
-void sip_out_cstr(struct sip_out *o, const char *s)
-{
-	sip_out_put(o, s, strlen(s));
-}
-
 void sip_out_u64(struct sip_out *o, unsigned long long v)
 {
 	char tmp[24];
