@@ -1057,8 +1057,8 @@ static int store_reply(struct sip_txn_table *t, struct sip_txn *x, const char *r
 	return 0;
 }
 
-static int respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp, size_t len,
-		   unsigned status, uint64_t now_ms, size_t hole, size_t gap)
+int sip_txn_respond_copied(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
+			   size_t len, unsigned status, uint64_t now_ms, size_t hole, size_t gap)
 {
 	if (!x || !(x->flags & F_USED) || (x->flags & F_ZOMBIE) || status < 100 || status > 699 || (!resp && len))
 		return -EINVAL;
@@ -1107,13 +1107,7 @@ static int respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
 int sip_txn_respond(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
 		    size_t len, unsigned status, uint64_t now_ms)
 {
-	return respond(t, x, resp, len, status, now_ms, 0, 0);
-}
-
-int sip_txn_respond_copied(struct sip_txn_table *t, struct sip_txn *x, const char *resp,
-			   size_t len, unsigned status, uint64_t now_ms, size_t hole, size_t gap)
-{
-	return respond(t, x, resp, len, status, now_ms, hole, gap);
+	return sip_txn_respond_copied(t, x, resp, len, status, now_ms, 0, 0);
 }
 
 int sip_txn_forget(struct sip_txn_table *t, struct sip_txn *x)
