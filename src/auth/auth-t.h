@@ -83,6 +83,10 @@ struct auth_profile {
 	unsigned line;
 };
 
+/* [auth] nonce_slots bounds (the nonce ring, auth/nonce.h) */
+#define NONCE_SLOTS_MAX (1u << 24)
+#define NONCE_SLOTS_MIN 65536u
+
 struct sw_auth_conf {
 	struct auth_realm_conf realm[AUTH_MAX_REALMS]; /* parallel to sw_config.realms[] */
 	struct auth_profile profiles[AUTH_MAX_PROFILES];
@@ -93,7 +97,8 @@ struct sw_auth_conf {
 	uint8_t nonce_secret[AUTH_SECRET_MAX];
 	uint8_t nonce_secret_len;             /* 0: nonce_secret_file or data_dir */
 	char nonce_secret_file[1024];
-	uint32_t nonce_slots;                 /* 0 = default (65536) */
+	uint32_t nonce_slots;                 /* 0 = default: twice the users at start-up,
+					       * at least NONCE_SLOTS_MIN (auth_nonce_slots) */
 	uint32_t retry_after;                 /* 503 Retry-After; 0 = default (5 s) */
 };
 

@@ -29,7 +29,6 @@
 #include "store/creds.h"
 
 #define SECRET_FILE "nonce.secret"
-#define DEFAULT_SLOTS 65536
 #define DEFAULT_RETRY_AFTER 5
 #define POLL_MS 1000
 /* The reloader thread checks more often: a PRAGMA data_version costs
@@ -370,6 +369,22 @@ bool auth_store_available(struct sw_auth *a)
 
 /* ---- open / close ---- */
 
+/* A nonce stays live until the ring has issued nonce_slots newer ones. The
+ * default keeps two challenges' worth per user provisioned at start-up
+ * (a registration and a call, each within nonce_lifetime), at least
+ * NONCE_SLOTS_MIN: with a fixed 65 536 a million phones re-registering
+ * with nc+1 found their nonce long recycled, and every refresh took a
+ * stale 401 and a second round trip. Slots cost memory only once issued. */
+uint32_t auth_nonce_slots(const struct sw_auth_conf *ac, size_t users)
+{
+	if (ac->nonce_slots)
+		return ac->nonce_slots;
+	if (users > NONCE_SLOTS_MAX / 2)
+		return NONCE_SLOTS_MAX;
+	uint32_t want = (uint32_t)users * 2;
+	return want < NONCE_SLOTS_MIN ? NONCE_SLOTS_MIN : want;
+}
+
 struct sw_auth *auth_open(const struct sw_config *cfg, const char *data_dir, int *err,
 			  char *why, size_t whycap)
 {
@@ -441,11 +456,6 @@ struct sw_auth *auth_open(const struct sw_config *cfg, const char *data_dir, int
 			goto fail;
 		}
 	}
-	a->nonces = nonce_tab_new(ac->nonce_slots ? ac->nonce_slots : DEFAULT_SLOTS);
-	if (!a->nonces) {
-		rc = -ENOMEM;
-		goto fail;
-	}
 	a->retry_after = ac->retry_after ? ac->retry_after : DEFAULT_RETRY_AFTER;
 	/* A dummy HA1 per hash, used for unknown users so that they cost the
 	 * same work as a wrong password (issue 3, enumeration). */
@@ -488,6 +498,12 @@ struct sw_auth *auth_open(const struct sw_config *cfg, const char *data_dir, int
 		if (rc)
 			goto fail;
 		auth_set_snapshot(a, s);
+	}
+	const struct creds_snap *loaded = atomic_load(&a->snap);
+	a->nonces = nonce_tab_new(auth_nonce_slots(ac, loaded ? creds_snap_count(loaded) : 0));
+	if (!a->nonces) {
+		rc = -ENOMEM;
+		goto fail;
 	}
 	*err = 0;
 	return a;

@@ -82,6 +82,9 @@ struct auth_result {
 	bool mapped;                /* the AOR was allowed by an explicit mapping */
 };
 
+/* [auth] nonce_slots, or the default for USERS credentials (see auth.c). */
+uint32_t auth_nonce_slots(const struct sw_auth_conf *ac, size_t users);
+
 /* Open the engine: reads the digest settings from cfg (kept by pointer;
  * must outlive the engine), opens <data_dir>/credentials.db (created if
  * absent) and loads the nonce secret ([auth] nonce_secret or

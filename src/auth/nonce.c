@@ -1,3 +1,4 @@
+#include <assert.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -299,7 +300,7 @@ int nonce_opaque(struct nonce_mac *mac, struct sw_str realm, char out[23])
 /* ---- slot table ---- */
 
 struct nonce_slot {
-	uint32_t gen;
+	uint32_t gen;          /* issues so far; the nonce's generation adds gen_base */
 	uint32_t nc_max;       /* highest nc accepted; 0 none yet */
 	uint64_t window;       /* bit i: nc_max - i was seen */
 	struct nonce_fp fp;    /* of this generation's nonce; zero = none yet */
@@ -313,6 +314,7 @@ struct nonce_shard {
 struct nonce_tab {
 	struct nonce_slot *slots;
 	uint32_t mask;
+	uint64_t gk[2];        /* generation offsets (gen_base) */
 	struct sw_hkey fk;     /* fingerprint key */
 	_Atomic uint32_t next __attribute__((aligned(64)));   /* next chunk */
 	struct nonce_shard shard[NONCE_SHARDS];
@@ -325,38 +327,58 @@ static pthread_mutex_t *shard_of(struct nonce_tab *t, uint32_t slot)
 	return &t->shard[(slot / NONCE_CHUNK) % NONCE_SHARDS].mu;
 }
 
+/* Every slot starts at its own random-looking generation: a nonce issued
+ * by an earlier run of this process, or by another node sharing the
+ * secret, must not find its (slot, generation) live here and be replayed
+ * once. The offset is computed, not stored, so the table is zero pages
+ * until a slot is first issued (a table sized for a million users costs
+ * no memory before they come). A keyed mix, not a PRF: nonces are MACed,
+ * so knowing offsets forges nothing; the offsets only have to differ from
+ * the last run's, and the key is new each start. */
+static uint32_t gen_base(const struct nonce_tab *t, uint32_t slot)
+{
+	uint64_t x = (uint64_t)slot ^ t->gk[0];
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	x ^= t->gk[1];
+	return (uint32_t)(x ^ (x >> 32));
+}
+
 struct nonce_tab *nonce_tab_new(uint32_t nslots)
 {
 	uint32_t n = 1024;
-	while (n < nslots && n < (1u << 24))
+	while (n < nslots && n < NONCE_SLOTS_MAX)
 		n <<= 1;
 	struct nonce_tab *t = aligned_alloc(64, sizeof(*t));
 	if (!t)
 		return NULL;
 	memset(t, 0, sizeof(*t));
-	t->slots = aligned_alloc(64, (size_t)n * sizeof(*t->slots));
-	if (t->slots)
-		memset(t->slots, 0, (size_t)n * sizeof(*t->slots));
+	t->slots = calloc(n, sizeof(*t->slots));   /* large: fresh zero pages */
 	if (!t->slots) {
 		free(t);
 		return NULL;
 	}
 	t->mask = n - 1;
-	/* Every slot starts at a random generation: a nonce issued by an
-	 * earlier run of this process, or by another node sharing the
-	 * secret, must not find its (slot, generation) live here and be
-	 * replayed once (a fresh table used to start all slots at 0). */
 	struct sw_hkey k;
 	if (sw_hkey_random(&k) != 0 || sw_hkey_random(&t->fk) != 0) {
 		free(t->slots);
 		free(t);
 		return NULL;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		t->slots[i].gen = (uint32_t)sw_siphash(&k, &i, sizeof(i));
+	static_assert(sizeof(k) >= sizeof(t->gk), "generation key");
+	memcpy(t->gk, &k, sizeof(t->gk));
+	sw_cleanse(&k, sizeof(k));
 	for (int i = 0; i < NONCE_SHARDS; i++)
 		pthread_mutex_init(&t->shard[i].mu, NULL);
 	return t;
+}
+
+uint32_t nonce_tab_slots(const struct nonce_tab *t)
+{
+	return t->mask + 1;
 }
 
 void nonce_tab_free(struct nonce_tab *t)
@@ -385,7 +407,7 @@ void nonce_tab_issue(struct nonce_tab *t, struct nonce_cursor *c, uint32_t *slot
 	sl->fp = (struct nonce_fp){ 0, 0 };
 	sl->once_used = false;
 	*slot = s;
-	*gen = sl->gen;
+	*gen = sl->gen + gen_base(t, s);
 	pthread_mutex_unlock(mx);
 }
 
@@ -395,7 +417,7 @@ bool nonce_tab_live(struct nonce_tab *t, uint32_t slot, uint32_t gen)
 		return false;
 	pthread_mutex_t *mx = shard_of(t, slot);
 	sw_mutex_lock(mx);
-	bool live = t->slots[slot].gen == gen;
+	bool live = t->slots[slot].gen + gen_base(t, slot) == gen;
 	pthread_mutex_unlock(mx);
 	return live;
 }
@@ -408,7 +430,7 @@ int nonce_tab_use(struct nonce_tab *t, uint32_t slot, uint32_t gen, uint32_t nc)
 	pthread_mutex_t *mx = shard_of(t, slot);
 	sw_mutex_lock(mx);
 	struct nonce_slot *s = &t->slots[slot];
-	if (s->gen != gen) {
+	if (s->gen + gen_base(t, slot) != gen) {
 		rc = -ESTALE;
 	} else if (nc == 0) {
 		/* RFC 2069 has no nc: the nonce is good for one request. */
@@ -469,7 +491,7 @@ void nonce_tab_seal(struct nonce_tab *t, uint32_t slot, uint32_t gen, const stru
 	pthread_mutex_t *mx = shard_of(t, slot);
 	sw_mutex_lock(mx);
 	struct nonce_slot *s = &t->slots[slot];
-	if (s->gen == gen)
+	if (s->gen + gen_base(t, slot) == gen)
 		s->fp = *fp;
 	pthread_mutex_unlock(mx);
 }
@@ -481,7 +503,7 @@ bool nonce_tab_known(struct nonce_tab *t, uint32_t slot, uint32_t gen, const str
 	pthread_mutex_t *mx = shard_of(t, slot);
 	sw_mutex_lock(mx);
 	const struct nonce_slot *s = &t->slots[slot];
-	bool known = s->gen == gen && sw_ct_eq(&s->fp, fp, sizeof(*fp));
+	bool known = s->gen + gen_base(t, slot) == gen && sw_ct_eq(&s->fp, fp, sizeof(*fp));
 	pthread_mutex_unlock(mx);
 	return known;
 }

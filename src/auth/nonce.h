@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include "auth/auth-t.h"
 #include "base/str-t.h"
 
 /* version(1) | issue time(5, s) | slot(4) | generation(4) | HMAC(16),
@@ -72,7 +73,11 @@ struct nonce_cursor {
 	uint32_t next, end;         /* zero-initialised: takes a chunk on first use */
 };
 
-struct nonce_tab *nonce_tab_new(uint32_t nslots);   /* rounded up to a power of two */
+/* nslots rounded up to a power of two (1024..NONCE_SLOTS_MAX). The table
+ * is zero pages until slots are issued: its size is the longest a nonce
+ * can stay live (the last nslots challenges), not memory spent up front. */
+struct nonce_tab *nonce_tab_new(uint32_t nslots);
+uint32_t nonce_tab_slots(const struct nonce_tab *t);
 void nonce_tab_free(struct nonce_tab *t);
 void nonce_tab_issue(struct nonce_tab *t, struct nonce_cursor *c, uint32_t *slot, uint32_t *gen);
 bool nonce_tab_live(struct nonce_tab *t, uint32_t slot, uint32_t gen);

@@ -1203,10 +1203,27 @@ static void test_secret_config(void **state)
 	free(c2);
 }
 
+/* [auth] nonce_slots by default: two per user at start-up, so a million
+ * users' nonces are still live when they refresh with nc+1; at least the
+ * old fixed 65 536; capped; an explicit setting wins. */
+static void test_nonce_slots_default(void **state)
+{
+	(void)state;
+	struct sw_auth_conf ac = { 0 };
+	assert_int_equal(auth_nonce_slots(&ac, 0), NONCE_SLOTS_MIN);
+	assert_int_equal(auth_nonce_slots(&ac, 1000), NONCE_SLOTS_MIN);
+	assert_int_equal(auth_nonce_slots(&ac, 1000000), 2000000);
+	assert_int_equal(auth_nonce_slots(&ac, NONCE_SLOTS_MAX / 2), NONCE_SLOTS_MAX);
+	assert_int_equal(auth_nonce_slots(&ac, (size_t)NONCE_SLOTS_MAX * 3), NONCE_SLOTS_MAX);
+	ac.nonce_slots = 1024;
+	assert_int_equal(auth_nonce_slots(&ac, 1000000), 1024);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nonce_slots_default),
 		T(test_challenge_shape),
 		T(test_auth_memo),
 		T(test_ok_each_algorithm),

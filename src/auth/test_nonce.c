@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "auth/nonce.h"
@@ -616,6 +617,51 @@ static void test_slots_fresh_table(void **state)
 	nonce_tab_free(b);
 }
 
+/* Resident KiB of this process (statm's second field, in pages). */
+static long resident_kib(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long size = 0, res = 0;
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld %ld", &size, &res) != 2)
+		res = -1;
+	fclose(f);
+	return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* A table sized for millions of users costs nothing until its slots are
+ * issued (generations start at computed offsets, not written ones), and
+ * a slot far into it works like the first. */
+static void test_slots_lazy(void **state)
+{
+	(void)state;
+	long before = resident_kib();
+	struct nonce_tab *t = nonce_tab_new(1u << 22);
+	assert_non_null(t);
+	assert_int_equal(nonce_tab_slots(t), 1u << 22);
+	long after = resident_kib();
+	/* 4M slots of 40 bytes: 160 MB if written at creation */
+	assert_true(before > 0 && after > 0);
+	if (after - before > 64 * 1024)
+		fail_msg("creating the table made %ld KiB resident", after - before);
+	struct nonce_cursor c = { .next = (1u << 22) - 3, .end = 1u << 22 };
+	uint32_t s, g, s2, g2;
+	nonce_tab_issue(t, &c, &s, &g);
+	assert_int_equal(s, (1u << 22) - 3);
+	assert_true(nonce_tab_live(t, s, g));
+	assert_int_equal(nonce_tab_use(t, s, g, 1), 0);
+	nonce_tab_issue(t, &c, &s2, &g2);
+	assert_int_equal(s2, s + 1);
+	assert_false(nonce_tab_live(t, s2, g));   /* each slot its own offset */
+	assert_int_equal(nonce_tab_use(t, s2, g2, 1), 0);
+	nonce_tab_free(t);
+	struct nonce_tab *big = nonce_tab_new(UINT32_MAX);   /* capped */
+	assert_non_null(big);
+	assert_int_equal(nonce_tab_slots(big), NONCE_SLOTS_MAX);
+	nonce_tab_free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -629,6 +675,7 @@ int main(void)
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_slots_fresh_table),
+		cmocka_unit_test(test_slots_lazy),
 		cmocka_unit_test(test_slot_chunks),
 		cmocka_unit_test(test_slot_fingerprint),
 	};

@@ -328,7 +328,7 @@ static int auth_section_key(struct sw_config *c, const char *key, const char *v,
 		return 0;
 	}
 	if (config_key_is(key, "nonce_slots"))
-		return parse_u32(v, 1024, 1u << 24, &a->nonce_slots, why, cap);
+		return parse_u32(v, 1024, NONCE_SLOTS_MAX, &a->nonce_slots, why, cap);
 	if (config_key_is(key, "retry_after"))
 		return parse_u32(v, 1, 3600, &a->retry_after, why, cap);
 	return -ENOENT;
