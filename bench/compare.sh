@@ -8,9 +8,10 @@
 #   bench/compare.sh callgrind   # instructions per authenticated REGISTER pair
 #                                # (valgrind --tool=callgrind; repeatable on a
 #                                # noisy machine)
-#   bench/compare.sh interleave  # sipwarden/echo only, figure by figure: both
-#                                # servers up, MD5 pairs and refreshes measured
-#                                # alternately ROUNDS (5) times; a ratio per
+#   bench/compare.sh interleave  # two targets (IL_PAIR, "echo sipwarden"),
+#                                # figure by figure: both servers up, MD5 pairs
+#                                # and refreshes measured alternately ROUNDS (5)
+#                                # times, order swapped each round; a ratio per
 #                                # round and their median (the VM's speed
 #                                # changes within a run; alternating figures
 #                                # puts both targets in the same phase)
@@ -24,7 +25,10 @@
 # kamailio"), SW_WORKERS (1), CG_PAIRS_S (callgrind: measured seconds, 20),
 # SERVER_CPU / GEN_CPU (0 / 1), SW_BIN (build/sipwarden), SW_FSYNC
 # (sipwarden's [registrar] fsync, no; yes = msync before each 200); target
-# sipwarden_b runs SW_BIN_B the same way (A/B of two builds in one run),
+# sipwarden_b runs SW_BIN_B (default: SW_BIN) the same way, with a data_dir
+# of its own (A/B of two builds in one run; with interleave, side by side),
+# SW_RT_PRIO / SW_RT_PRIO_B (sipwarden's / sipwarden_b's [server]
+# realtime_priority, 0 = normal priority; default 0 / SW_RT_PRIO),
 # TP_WARM (throughput: s of unmeasured load per server before its first
 # figure, 35: past Timer J; 0 = none).
 # latency: LAT_PCT (50: open-loop rate in % of the closed-loop maximum),
@@ -82,7 +86,9 @@ fi
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 BIN=${SW_BIN:-build/sipwarden}
-BIN_B=${SW_BIN_B:-}     # target sipwarden_b: another binary (before/after in one run)
+BIN_B=${SW_BIN_B:-$BIN} # target sipwarden_b: another binary (before/after in one run)
+SW_RT_PRIO=${SW_RT_PRIO:-0}
+SW_RT_PRIO_B=${SW_RT_PRIO_B:-$SW_RT_PRIO}
 ECHO=build/bench/echo
 GEN=build/bench/authbench
 if [ ! -x "$GEN" ] || [ bench/authbench.c -nt "$GEN" ]; then
@@ -159,6 +165,7 @@ cat >"$tmp/sw.conf" <<EOF
 [server]
 listen = udp:127.0.0.1:5999
 workers = $SW_WORKERS
+realtime_priority = 0
 data_dir = $tmp/var
 log_level = warn
 
@@ -186,12 +193,15 @@ EOF
 printf '%s\n' "$PASSWORD" | "$BIN" user add "b0@$REALM" --password-stdin -c "$tmp/sw.conf" >/dev/null
 $PY bench/provision.py --users "$USERS" --realm "$REALM" --password "$PASSWORD" \
 	--sipwarden "$tmp/var/credentials.db" --kamailio "$tmp/kam.db"
+# sipwarden_b gets the same users in a data_dir of its own (a data_dir is
+# locked by the server using it: interleave runs both at once)
+cp -a "$tmp/var" "$tmp/var_b"
 
 HZ=$(getconf CLK_TCK)
 echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')"
 echo "machine: nproc=$(nproc) kernel=$(uname -r) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') load=$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "setup:   server on CPU $SCPU, generator on CPU $GCPU, users=$USERS, load=\"$LOAD\", $DURATION s per figure after $WARMUP s; $("$BIN" version 2>&1 | head -1) workers=$SW_WORKERS; $(kamailio -v 2>/dev/null | head -1)"
+echo "setup:   server on CPU $SCPU, generator on CPU $GCPU, users=$USERS, load=\"$LOAD\", $DURATION s per figure after $WARMUP s; $("$BIN" version 2>&1 | head -1) workers=$SW_WORKERS realtime_priority=$SW_RT_PRIO (sipwarden_b: $SW_RT_PRIO_B); $(kamailio -v 2>/dev/null | head -1)"
 echo
 
 # start_<target> PORT [wrapper...]: sets PID
@@ -202,14 +212,17 @@ start_echo() {
 }
 start_sipwarden() {
 	port=$1; shift
-	sed "s/^listen = udp:127.0.0.1:5999/listen = udp:127.0.0.1:$port/" "$tmp/sw.conf" >"$tmp/sw-run.conf"
+	sed -e "s/^listen = udp:127.0.0.1:5999/listen = udp:127.0.0.1:$port/" \
+		-e "s/^realtime_priority = 0/realtime_priority = $SW_RT_PRIO/" "$tmp/sw.conf" >"$tmp/sw-run.conf"
 	setsid "$@" taskset -c "$SCPU" "$BIN" run -c "$tmp/sw-run.conf" 2>"$tmp/sw.log" &
 	PID=$!
 }
 start_sipwarden_b() {
 	port=$1; shift
-	sed "s/^listen = udp:127.0.0.1:5999/listen = udp:127.0.0.1:$port/" "$tmp/sw.conf" >"$tmp/sw-run.conf"
-	setsid "$@" taskset -c "$SCPU" "$BIN_B" run -c "$tmp/sw-run.conf" 2>"$tmp/sw.log" &
+	sed -e "s/^listen = udp:127.0.0.1:5999/listen = udp:127.0.0.1:$port/" \
+		-e "s/^realtime_priority = 0/realtime_priority = $SW_RT_PRIO_B/" \
+		-e "s|^data_dir = .*|data_dir = $tmp/var_b|" "$tmp/sw.conf" >"$tmp/sw-run-b.conf"
+	setsid "$@" taskset -c "$SCPU" "$BIN_B" run -c "$tmp/sw-run-b.conf" 2>"$tmp/sw-b.log" &
 	PID=$!
 }
 start_kamailio() {
@@ -405,30 +418,42 @@ latency() {
 }
 
 ROUNDS=${ROUNDS:-5}
+# IL_PAIR: the two targets interleave compares, the second over the first
+# ("echo sipwarden": sipwarden/echo; "sipwarden sipwarden_b": an A/B of
+# two builds, each figure next to the other's)
+IL_PAIR=${IL_PAIR:-"echo sipwarden"}
 interleave() {
 	: >"$tmp/figures"
-	pe=$(free_port)
-	start_echo "$pe"
+	set -- $IL_PAIR
+	[ $# -eq 2 ] && [ "$1" != "$2" ] || { echo "compare: IL_PAIR needs two different targets" >&2; exit 2; }
+	ta=$1 tb=$2
+	pa=$(free_port)
+	"start_$ta" "$pa"
 	PID_E=$PID
-	wait_ready "$pe"
-	ps=$(free_port)
-	start_sipwarden "$ps"
+	wait_ready "$pa"
+	pb=$(free_port)
+	"start_$tb" "$pb"
 	PID_S=$PID
-	wait_ready "$ps"
+	wait_ready "$pb"
 	if [ "$TP_WARM" -gt 0 ]; then
-		echo "== sipwarden: warm-up, $TP_WARM s of MD5 pairs (not measured)"
-		taskset -c "$GCPU" "$GEN" -d "127.0.0.1:$ps" -m pair -A MD5 -u "$USERS" -P "$PASSWORD" \
-			-r "$REALM" -t "$TP_WARM" -w 0 $LOAD >/dev/null 2>&1 || true
+		for t in "$ta:$pa" "$tb:$pb"; do
+			case ${t%%:*} in echo) continue ;; esac
+			echo "== ${t%%:*}: warm-up, $TP_WARM s of MD5 pairs (not measured)"
+			taskset -c "$GCPU" "$GEN" -d "127.0.0.1:${t##*:}" -m pair -A MD5 -u "$USERS" -P "$PASSWORD" \
+				-r "$REALM" -t "$TP_WARM" -w 0 $LOAD >/dev/null 2>&1 || true
+		done
 	fi
 	r=1
 	while [ "$r" -le "$ROUNDS" ]; do
 		for mode in pair refresh; do
-			PID=$PID_E
-			echo "== round $r: echo, $mode MD5"
-			measure echo "$pe" "$mode" MD5
-			PID=$PID_S
-			echo "== round $r: sipwarden, $mode MD5"
-			measure sipwarden "$ps" "$mode" MD5
+			# the order swaps every round: neither target always follows
+			# the other's load
+			if [ $((r % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
+			for x in $order; do
+				if [ "$x" = a ]; then PID=$PID_E t=$ta p=$pa; else PID=$PID_S t=$tb p=$pb; fi
+				echo "== round $r: $t, $mode MD5"
+				measure "$t" "$p" "$mode" MD5
+			done
 			for p in $PID_E $PID_S; do
 				kill -0 "$p" 2>/dev/null || { echo "compare: a server died" >&2; tail "$tmp"/*.log >&2; exit 1; }
 			done
@@ -436,13 +461,17 @@ interleave() {
 		r=$((r + 1))
 	done
 	PID=
-	echo "== summary: sipwarden/echo per round (echo measured just before), MD5, $DURATION s each"
-	awk '
-	$1 == "echo" { e[$2] = $4; es[$2] = $5 }
-	$1 == "sipwarden" && e[$2] > 0 {
-		n[$2]++; q = $4 / e[$2]; v[$2, n[$2]] = q
-		printf "%-8s round %d: sipwarden %7d  echo %7d  ratio %.2f%s\n", $2, n[$2], $4, e[$2], q,
-			(es[$2] > 0 ? "  (echo generator-bound)" : "")
+	echo "== summary: $tb/$ta per round (measured next to each other, order swapped each round), MD5, $DURATION s each"
+	awk -v ta="$ta" -v tb="$tb" '
+	$1 == ta { e[$2] = $4; es[$2] = $5 }
+	$1 == tb { f[$2] = $4 }
+	($1 == ta || $1 == tb) && (($2 in e) && ($2 in f)) {
+		if (e[$2] > 0) {
+			n[$2]++; q = f[$2] / e[$2]; v[$2, n[$2]] = q
+			printf "%-8s round %d: %s %7d  %s %7d  ratio %.2f%s\n", $2, n[$2], tb, f[$2], ta, e[$2], q,
+				(es[$2] > 0 ? "  (" ta " generator-bound)" : "")
+		}
+		delete e[$2]; delete f[$2]
 	}
 	END {
 		for (m in n) {

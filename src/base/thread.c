@@ -1,8 +1,10 @@
+#define _GNU_SOURCE 1
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/thread.h"
 
@@ -22,6 +24,22 @@ int sw_thread_background(const char *name)
 	sw_thread_name(name);
 	struct sched_param sp = { .sched_priority = 0 };
 	return -pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+}
+
+int sw_thread_realtime(unsigned prio, bool inherit)
+{
+	struct sched_param sp = { .sched_priority = (int)prio };
+	/* sched_setscheduler with a thread id sets that thread alone on
+	 * Linux; pthread_setschedparam cannot pass SCHED_RESET_ON_FORK */
+	if (sched_setscheduler(gettid(), SCHED_FIFO | (inherit ? 0 : SCHED_RESET_ON_FORK), &sp) < 0)
+		return -errno;
+	return 0;
+}
+
+int sw_thread_normal(void)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+	return -pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
 }
 
 int sw_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, unsigned ms)

@@ -40,6 +40,7 @@ struct sw_config {
 	struct sw_listen listen[SW_MAX_LISTEN];
 	unsigned nlisten;
 	unsigned workers;          /* 0 = one per CPU */
+	unsigned rt_priority;      /* workers at SCHED_FIFO with this priority; 0 = normal */
 	char data_dir[SW_PATH_MAX];
 	int log_level;             /* enum sw_log_level */
 	char server_name[64];      /* Server / User-Agent header value */

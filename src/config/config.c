@@ -220,6 +220,20 @@ static void server_key(struct loader *ld, const char *key, const char *value)
 			c->workers = (unsigned)v;
 		return;
 	}
+	if (strcmp(key, "realtime_priority") == 0) {
+		/* issue 6: workers at SCHED_FIFO (worker.c). Below 50, where the
+		 * kernel's threaded interrupt handlers run: a worker above them
+		 * would hold off the very interrupts that bring its packets. */
+		uint64_t v;
+		if (parse_uint(ld, key, value, 0, 99, &v) < 0)
+			return;
+		if (v >= 50)
+			fail(ld, "realtime_priority: at most 49, got %llu (the kernel's interrupt threads run at 50 "
+				 "and must be able to preempt the workers)", (unsigned long long)v);
+		else
+			c->rt_priority = (unsigned)v;
+		return;
+	}
 	if (strcmp(key, "udp_receive_buffer") == 0) {
 		/* per UDP socket; set with SO_RCVBUFFORCE while still root, so
 		 * net.core.rmem_max does not cap it */
@@ -573,6 +587,14 @@ unsigned config_check(const struct sw_config *c, FILE *out)
 	}
 	if (c->nrealms == 0) {
 		fprintf(out, "warning: %s: no [realm] section: every REGISTER will be refused\n", c->path);
+		n++;
+	}
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (c->rt_priority && (c->workers == 0 || (ncpu > 0 && c->workers >= (unsigned long)ncpu))) {
+		fprintf(out, "warning: %s: [server] realtime_priority with %s: under a flood every CPU runs a "
+			     "real-time worker, and other processes (sshd too) get only the kernel's real-time "
+			     "throttling share (set workers below the number of CPUs)\n",
+			c->path, c->workers ? "a worker per CPU" : "workers = auto");
 		n++;
 	}
 	if (!c->run_user[0] && geteuid() == 0) {

@@ -142,6 +142,13 @@ int server_run(const struct sw_config *cfg)
 			goto stop;
 		}
 	}
+	/* [server] realtime_priority: this thread takes SCHED_FIFO while it is
+	 * still root, so the workers it starts after giving up root inherit
+	 * it (an unprivileged process may keep that policy but not take it,
+	 * unless RLIMIT_RTPRIO allows; raising that limit needs
+	 * CAP_SYS_RESOURCE, which containers often withhold). It goes back to
+	 * normal priority before it starts any other thread. */
+	bool rt_main = cfg->rt_priority && sw_thread_realtime(cfg->rt_priority, true) == 0;
 	/* Sockets are bound and databases open: give up root before any
 	 * worker reads a packet (issue 7). */
 	if ((rc = privs_drop(cfg->run_user, cfg->run_group, cfg->data_dir)) < 0) {
@@ -155,6 +162,8 @@ int server_run(const struct sw_config *cfg)
 	for (; started < srv.nworkers; started++)
 		if ((rc = worker_start(&srv.workers[started])) < 0)
 			goto stop;
+	if (rt_main)
+		(void)sw_thread_normal();
 	/* Credential changes are picked up on a thread of normal priority
 	 * (created before this thread lowers its own, which it would inherit),
 	 * never on a worker's request path. */

@@ -146,6 +146,19 @@ static void *worker_main(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "sw-worker-%u", w->id);
 	sw_thread_name(name);
+	unsigned prio = w->cfg->rt_priority;
+	if (prio) {
+		/* inherited from the main thread when it was root: this only
+		 * adds SCHED_RESET_ON_FORK; otherwise RLIMIT_RTPRIO decides */
+		int rc = sw_thread_realtime(prio, false);
+		if (rc < 0)
+			sw_logf(SW_LOG_WARN, "worker.priority",
+				"worker=%u realtime_priority=%u error=\"%s\" hint=\"start as root, or give the service user "
+				"RLIMIT_RTPRIO (systemd LimitRTPRIO=%u); the worker runs at normal priority\"",
+				w->id, prio, strerror(-rc), prio);
+		else if (w->id == 0)
+			sw_logf(SW_LOG_INFO, "worker.priority", "policy=fifo realtime_priority=%u", prio);
+	}
 	event_base_dispatch(w->base);
 	/* issue 6: how often this worker found a shared shard lock taken */
 	sw_logf(SW_LOG_INFO, "worker.locks", "worker=%u acquired=%llu contended=%llu", w->id,
