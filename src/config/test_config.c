@@ -39,6 +39,7 @@ static void test_good(void **state)
 			   "data_dir = /tmp/x\n"
 			   "log_level = debug\n"
 			   "udp_receive_buffer = 32M\n"
+			   "realtime_priority = 10\n"
 			   "[registrar]\n"
 			   "trust = 10.0.0.0/8, 2001:db8::/32 ; inline comment\n"
 			   "min_expires = 30\n"
@@ -58,6 +59,7 @@ static void test_good(void **state)
 	assert_string_equal(cfg.data_dir, "/tmp/x");
 	assert_int_equal(cfg.log_level, SW_LOG_DEBUG);
 	assert_int_equal(cfg.tp.udp_rcvbuf, 32u << 20);
+	assert_int_equal(cfg.rt_priority, 10);
 	assert_int_equal(cfg.nreg_trust, 2);
 	assert_int_equal(cfg.reg.min_expires, 30);
 	assert_int_equal(cfg.unknown_domain_status, 404);
@@ -80,6 +82,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.reg.min_expires, 60);
 	assert_false(cfg.reg.fsync);      /* default: no fdatasync per REGISTER */
 	assert_int_equal(cfg.tp.udp_rcvbuf, 4u << 20);
+	assert_int_equal(cfg.rt_priority, 0);  /* workers at normal priority */
 }
 
 struct bad {
@@ -95,6 +98,8 @@ static void test_bad(void **state)
 		{ "[server]\nlisten = tls:127.0.0.1:5061\n", ":2: listen: transport \"tls\" is not available" },
 		{ "[server]\n\nworkers = lots\n", ":3: workers: expected a whole number" },
 		{ "[server]\nworkers = 0\n", ":2: workers" },
+		{ "[server]\nrealtime_priority = 50\n", ":2: realtime_priority: at most 49" },
+		{ "[server]\nrealtime_priority = high\n", ":2: realtime_priority: expected a whole number" },
 		{ "[server]\ncolour = blue\n", ":2: unknown key \"colour\" in [server]" },
 		{ "[servre]\n", ":1: unknown section [servre]" },
 		{ "[registrar]\ntrust = 10.0.0.0/33\n", ":2: trust: \"10.0.0.0/33\"" },
@@ -151,6 +156,33 @@ static void test_check_warnings(void **state)
 	free(buf);
 }
 
+/* realtime_priority with a worker on every CPU: under a flood nothing
+ * else runs, so check says so; with fewer workers than CPUs it does not. */
+static void test_check_realtime(void **state)
+{
+	struct sw_config_diag d;
+	char path[64];
+	char *buf = NULL;
+	size_t len = 0;
+	assert_int_equal(load_text("[server]\nrealtime_priority = 5\n[realm a.test]\n", &d, path, sizeof(path)), 0);
+	FILE *out = open_memstream(&buf, &len);
+	config_check(&cfg, out);
+	fclose(out);
+	assert_non_null(strstr(buf, "realtime_priority with workers = auto"));
+	free(buf);
+	buf = NULL;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 2)
+		return;   /* one CPU: every worker count is "a worker per CPU" */
+	assert_int_equal(load_text("[server]\nrealtime_priority = 5\nworkers = 1\n[realm a.test]\n", &d, path,
+				   sizeof(path)), 0);
+	out = open_memstream(&buf, &len);
+	config_check(&cfg, out);
+	fclose(out);
+	assert_null(strstr(buf, "realtime_priority"));
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_check_warnings),
+		cmocka_unit_test(test_check_realtime),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -793,3 +793,79 @@ def test_privilege_drop(tmp_path):
     finally:
         s.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def thread_policies(pid):
+    """{thread name: (policy, rt_priority)} from /proc (policy 0 = normal,
+    1 = SCHED_FIFO, 5 = SCHED_IDLE)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            stat = f.read()
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2:].split()   # field 3 onwards
+        out[name] = (int(rest[41 - 3]), int(rest[40 - 3]))
+    return out
+
+
+def test_realtime_priority(tmp_path):
+    """[server] realtime_priority = 7 with user = nobody: the workers run
+    at SCHED_FIFO 7 after root is given up, every other thread does not
+    (the housekeeping threads stay at SCHED_IDLE, the credentials reloader
+    at normal priority), registrations work and SIGTERM still stops it.
+    Started without privilege, the server says why the workers run at
+    normal priority and serves anyway."""
+    import shutil
+    import subprocess
+    import tempfile
+    from conftest import sipwarden_bin
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    work = tempfile.mkdtemp(prefix="sw-rt-")
+    os.chmod(work, 0o755)
+    s = Server(work, workers=2)
+    s.config.write_text(s.config_text.replace(
+        "[server]\n", "[server]\nuser = nobody\nrealtime_priority = 7\n", 1))
+    try:
+        s.start()
+        pol = thread_policies(s.proc.pid)
+        workers = {n: p for n, p in pol.items() if n.startswith("sw-worker-")}
+        assert sorted(workers) == ["sw-worker-0", "sw-worker-1"], pol
+        assert all(p == (1, 7) for p in workers.values()), pol
+        others = {n: p for n, p in pol.items() if not n.startswith("sw-worker-")}
+        assert others and all(p[0] != 1 for p in others.values()), pol
+        assert pol["sw-compact"][0] == 5 and pol["sipwarden"][0] == 5, pol
+        with sipwire.UdpPeer() as ua:
+            r = ua.request(s.addr, "REGISTER", "sip:example.test", to="<sip:rt@example.test>",
+                           contacts=["<sip:rt@%s:%d>" % (ua.host, ua.port)], expires=300)
+            assert r is not None and r.status == 200, r and r.start
+        assert "event=worker.priority policy=fifo realtime_priority=7" in s.log_text()
+        assert s.stop() == 0
+    finally:
+        s.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    # unprivileged from the start: no CAP_SYS_NICE, RLIMIT_RTPRIO 0
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.skip("setpriv (util-linux) not installed")
+    work = tempfile.mkdtemp(prefix="sw-rt-")
+    os.chmod(work, 0o777)
+    s = Server(work, workers=1)
+    s.config.write_text(s.config_text.replace("[server]\n", "[server]\nrealtime_priority = 7\n", 1))
+    try:
+        with open(str(s.log_path), "ab") as logf:
+            s.proc = subprocess.Popen(
+                [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                 sipwarden_bin(), "run", "-c", str(s.config)],
+                cwd=work, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+        s.wait_ready(10)
+        pol = thread_policies(s.proc.pid)
+        assert pol["sw-worker-0"] == (0, 0), pol
+        log = s.log_text()
+        assert re.search(r"level=warn event=worker\.priority worker=0 realtime_priority=7 "
+                         r"error=\"Operation not permitted\"", log), log
+        assert s.options_ok()
+    finally:
+        s.stop()
+        shutil.rmtree(work, ignore_errors=True)
