@@ -7,7 +7,7 @@ build_pkgs=(gcc meson ninja-build pkg-config libevent-dev libsqlite3-dev libinih
             libmaxminddb-dev libc-ares-dev)
 test_pkgs=(libcmocka-dev python3-pytest sip-tester sipsak baresip sipvicious clang dnsmasq-base
            libclang-rt-14-dev sqlite3 binutils procps iproute2
-           libmaxmind-db-writer-perl linphone-cli)
+           libmaxmind-db-writer-perl linphone-cli strace systemd)
 
 case "${1:-build}" in
   build) pkgs=("${build_pkgs[@]}") ;;
