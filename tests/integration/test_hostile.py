@@ -796,15 +796,16 @@ def test_privilege_drop(tmp_path):
 
 
 def thread_policies(pid):
-    """{thread name: (policy, rt_priority)} from /proc (policy 0 = normal,
-    1 = SCHED_FIFO, 5 = SCHED_IDLE)."""
-    out = {}
+    """[(thread name, policy, rt_priority)] from /proc (policy 0 = normal,
+    1 = SCHED_FIFO, 5 = SCHED_IDLE); a list: a new thread carries its
+    creator's name until it names itself."""
+    out = []
     for tid in os.listdir("/proc/%d/task" % pid):
         with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
             stat = f.read()
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         rest = stat[stat.rindex(")") + 2:].split()   # field 3 onwards
-        out[name] = (int(rest[41 - 3]), int(rest[40 - 3]))
+        out.append((name, int(rest[41 - 3]), int(rest[40 - 3])))
     return out
 
 
@@ -828,22 +829,23 @@ def test_realtime_priority(tmp_path):
         "[server]\n", "[server]\nuser = nobody\nrealtime_priority = 7\n", 1))
     try:
         s.start()
-        # the main thread returns to normal priority before it starts
-        # sw-creds and logs server.started
+        # steady state: the main thread takes SCHED_FIFO while root, goes
+        # back to normal once the workers run, starts sw-creds (which names
+        # itself when it runs) and then lowers itself to SCHED_IDLE
         end = time.monotonic() + 10
-        while "event=server.started" not in s.log_text() and time.monotonic() < end:
+        while True:
+            th = thread_policies(s.proc.pid)
+            steady = (any(n == "sw-creds" for n, _, _ in th) and
+                      any(n == "sipwarden" and p == 5 for n, p, _ in th))
+            if steady or time.monotonic() > end:
+                break
             time.sleep(0.05)
-        pol = thread_policies(s.proc.pid)
-        assert "sw-creds" in pol, pol
-        workers = {n: p for n, p in pol.items() if n.startswith("sw-worker-")}
-        assert sorted(workers) == ["sw-worker-0", "sw-worker-1"], pol
-        assert all(p == (1, 7) for p in workers.values()), pol
-        others = {n: p for n, p in pol.items() if not n.startswith("sw-worker-")}
-        assert others and all(p[0] != 1 for p in others.values()), pol
-        # the main thread lowers itself to SCHED_IDLE only after it started
-        # sw-creds, which may be after the first OPTIONS is answered: "not
-        # FIFO" (above) is what holds at any moment
-        assert pol["sw-compact"][0] == 5, pol
+        assert steady, th
+        workers = sorted((n, p, r) for n, p, r in th if n.startswith("sw-worker-"))
+        assert workers == [("sw-worker-0", 1, 7), ("sw-worker-1", 1, 7)], th
+        others = [(n, p) for n, p, _ in th if not n.startswith("sw-worker-")]
+        assert others and all(p != 1 for _, p in others), th
+        assert ("sw-compact", 5) in others, th
         with sipwire.UdpPeer() as ua:
             r = ua.request(s.addr, "REGISTER", "sip:example.test", to="<sip:rt@example.test>",
                            contacts=["<sip:rt@%s:%d>" % (ua.host, ua.port)], expires=300)
@@ -869,8 +871,8 @@ def test_realtime_priority(tmp_path):
                  sipwarden_bin(), "run", "-c", str(s.config)],
                 cwd=work, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
         s.wait_ready(10)
-        pol = thread_policies(s.proc.pid)
-        assert pol["sw-worker-0"] == (0, 0), pol
+        th = thread_policies(s.proc.pid)
+        assert ("sw-worker-0", 0, 0) in th, th
         log = s.log_text()
         assert re.search(r"level=warn event=worker\.priority worker=0 realtime_priority=7 "
                          r"error=\"Operation not permitted\"", log), log
