@@ -149,7 +149,7 @@ group_ticks() {
 # for a CPU (/proc/PID/task/*/schedstat, 2nd field): another task had CPU
 # SERVER_CPU, i.e. the noise of a shared machine, not the server's work.
 # Threads at SCHED_IDLE (policy 5: sipwarden's compaction, guard writer and
-# main thread) are left out: waiting for the worker is what they are for.
+# housekeeping) are left out: waiting for the worker is what they are for.
 group_wait_ns() {
 	for p in $({ pgrep -g "$PID" 2>/dev/null; echo "$PID"; } | sort -u); do
 		for t in /proc/"$p"/task/*; do

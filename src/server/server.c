@@ -66,6 +66,50 @@ static void log_guard_events(struct sw_guard *g)
 	}
 }
 
+/* Housekeeping: ban expiry and its log lines every second, the
+ * expired-binding purge every 30 s, on a thread of its own at SCHED_IDLE
+ * (the purge takes shard locks in turn: a worker that finds one taken gets
+ * the core back the moment it is released). The main thread stays at
+ * normal priority because it handles SIGTERM and runs the stop sequence:
+ * at SCHED_IDLE that took 9-11 s on cores busy with other work, and an
+ * unprivileged thread cannot leave SCHED_IDLE again (bench/RESULTS.md,
+ * seventh session). */
+struct house {
+	struct sw_server *srv;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+};
+
+static void *house_main(void *arg)
+{
+	struct house *h = arg;
+	int rc = sw_thread_background("sw-house");
+	if (rc < 0)
+		sw_logf(SW_LOG_WARN, "server.priority",
+			"reason=\"cannot lower the housekeeping thread's priority\" error=\"%s\"", strerror(-rc));
+	uint64_t last_purge = sw_now_ms();
+	pthread_mutex_lock(&h->mu);
+	while (!h->stop) {
+		sw_cond_wait_ms(&h->cv, &h->mu, 1000);
+		if (h->stop)
+			break;
+		pthread_mutex_unlock(&h->mu);
+		guard_tick(h->srv->guard, guard_now_ms());
+		log_guard_events(h->srv->guard);
+		uint64_t now = sw_now_ms();
+		if (now - last_purge >= 30000) {
+			unsigned n = registrar_purge(h->srv->reg, sw_wall_s());
+			if (n)
+				sw_logf(SW_LOG_INFO, "registrar.purged", "expired=%u", n);
+			last_purge = now;
+		}
+		pthread_mutex_lock(&h->mu);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
 int server_run(const struct sw_config *cfg)
 {
 	struct sw_server srv = { .cfg = cfg };
@@ -136,6 +180,9 @@ int server_run(const struct sw_config *cfg)
 		return 1;
 	}
 	unsigned started = 0, inited = 0;
+	struct house house = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	pthread_t house_thread;
+	bool house_started = false;
 	for (; inited < srv.nworkers; inited++) {
 		if ((rc = worker_init(&srv.workers[inited], &srv, inited)) < 0) {
 			inited++;
@@ -177,34 +224,33 @@ int server_run(const struct sw_config *cfg)
 		sw_logf(SW_LOG_INFO, "server.listening", "listen=\"%s\"", cfg->listen[i].text);
 	sw_logf(SW_LOG_INFO, "server.started", "workers=%u realms=%u pid=%ld", srv.nworkers, cfg->nrealms,
 		(long)getpid());
-	/* From here on this thread only does housekeeping (ban expiry, the
-	 * registrar purge, which takes shard locks in turn): below the
-	 * workers. Set after the workers exist, which would inherit it. */
-	if ((rc = sw_thread_background("sipwarden")) < 0)
-		sw_logf(SW_LOG_WARN, "server.priority", "reason=\"cannot lower the main thread's priority\" error=\"%s\"",
+	/* Housekeeping on its own thread, after every thread of normal
+	 * priority exists (a thread inherits its creator's policy). */
+	house.srv = &srv;
+	if ((rc = -pthread_create(&house_thread, NULL, house_main, &house)) < 0) {
+		sw_logf(SW_LOG_ERROR, "server.failed", "reason=\"cannot start the housekeeping thread\" error=\"%s\"",
 			strerror(-rc));
+		goto stop;
+	}
+	house_started = true;
 
-	uint64_t last_purge = sw_now_ms();
 	for (;;) {
-		struct timespec ts = { 1, 0 };
-		int sig = sigtimedwait(&sigs, NULL, &ts);
+		int sig = sigwaitinfo(&sigs, NULL);
 		if (sig == SIGINT || sig == SIGTERM) {
 			sw_logf(SW_LOG_INFO, "server.stopping", "signal=%d", sig);
 			break;
-		}
-		guard_tick(srv.guard, guard_now_ms());
-		log_guard_events(srv.guard);
-		uint64_t now = sw_now_ms();
-		if (now - last_purge >= 30000) {
-			unsigned n = registrar_purge(srv.reg, sw_wall_s());
-			if (n)
-				sw_logf(SW_LOG_INFO, "registrar.purged", "expired=%u", n);
-			last_purge = now;
 		}
 	}
 	rc = 0;
 stop:
 	atomic_store(&srv.stopping, true);
+	if (house_started) {
+		pthread_mutex_lock(&house.mu);
+		house.stop = true;
+		pthread_cond_signal(&house.cv);
+		pthread_mutex_unlock(&house.mu);
+		pthread_join(house_thread, NULL);
+	}
 	for (unsigned i = 0; i < started; i++)
 		worker_stop(&srv.workers[i]);
 	for (unsigned i = 0; i < started; i++)

@@ -809,6 +809,26 @@ def thread_policies(pid):
     return out
 
 
+def test_thread_priorities(server):
+    """Default priorities: workers, the credentials reloader and the main
+    thread (which handles SIGTERM and runs the stop sequence) at normal
+    priority; housekeeping, compaction and the guard's writer at
+    SCHED_IDLE, below the workers. A main thread at SCHED_IDLE needed 9-11 s
+    to stop beside two busy processes (bench/RESULTS.md, seventh session)."""
+    end = time.monotonic() + 10
+    while True:
+        th = thread_policies(server.proc.pid)
+        names = sorted(n for n, _, _ in th)
+        if ("sw-creds" in names and "sw-house" in names) or time.monotonic() > end:
+            break
+        time.sleep(0.05)
+    want = {"sipwarden": 0, "sw-worker-0": 0, "sw-worker-1": 0, "sw-creds": 0,
+            "sw-house": 5, "sw-compact": 5, "sw-guard-db": 5}
+    got = {n: p for n, p, _ in th}
+    assert sorted(names) == sorted(want), th
+    assert got == want, th
+
+
 def test_realtime_priority(tmp_path):
     """[server] realtime_priority = 7 with user = nobody: the workers run
     at SCHED_FIFO 7 after root is given up, every other thread does not
@@ -830,13 +850,14 @@ def test_realtime_priority(tmp_path):
     try:
         s.start()
         # steady state: the main thread takes SCHED_FIFO while root, goes
-        # back to normal once the workers run, starts sw-creds (which names
-        # itself when it runs) and then lowers itself to SCHED_IDLE
+        # back to normal once the workers run, then starts sw-creds and
+        # sw-house (each names itself, and sw-house lowers itself, when it
+        # runs)
         end = time.monotonic() + 10
         while True:
             th = thread_policies(s.proc.pid)
             steady = (any(n == "sw-creds" for n, _, _ in th) and
-                      any(n == "sipwarden" and p == 5 for n, p, _ in th))
+                      any(n == "sw-house" and p == 5 for n, p, _ in th))
             if steady or time.monotonic() > end:
                 break
             time.sleep(0.05)
@@ -845,7 +866,7 @@ def test_realtime_priority(tmp_path):
         assert workers == [("sw-worker-0", 1, 7), ("sw-worker-1", 1, 7)], th
         others = [(n, p) for n, p, _ in th if not n.startswith("sw-worker-")]
         assert others and all(p != 1 for _, p in others), th
-        assert ("sw-compact", 5) in others, th
+        assert ("sw-compact", 5) in others and ("sipwarden", 0) in others, th
         with sipwire.UdpPeer() as ua:
             r = ua.request(s.addr, "REGISTER", "sip:example.test", to="<sip:rt@example.test>",
                            contacts=["<sip:rt@%s:%d>" % (ua.host, ua.port)], expires=300)
